@@ -1,0 +1,32 @@
+"""The ``workbench`` command. Thin: every command calls the library.
+
+User errors (``WorkbenchError``) print one line to stderr and exit 1, never a traceback;
+usage errors exit 2 (click's convention).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from workbench.cli import gateway_cmds, setup_cmds
+from workbench.cli.common import app, err_console
+from workbench.errors import WorkbenchError
+
+gateway_cmds.register(app)
+setup_cmds.register(app)
+
+
+def main() -> None:
+    try:
+        app()
+    except WorkbenchError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+__all__ = ["app", "main", "typer"]

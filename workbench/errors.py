@@ -1,0 +1,88 @@
+"""Errors users see. Each carries an HTTP status and an OpenAI-style type/code.
+
+One hierarchy for the library, the CLI and both HTTP apps: the CLI prints ``message``
+(no stack trace) and exits non-zero; the HTTP apps turn it into
+``{"error": {"message", "type", "code"}}`` with ``status``. Messages never contain a
+secret: they are built from ids and names, never from keys or prompt text.
+"""
+
+from __future__ import annotations
+
+
+class WorkbenchError(Exception):
+    """Base class: a problem the user can fix, described in ``message``."""
+
+    status: int = 400
+    type: str = "invalid_request_error"
+    code: str = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+    def to_openai(self) -> dict[str, dict[str, str | None]]:
+        return {"error": {"message": self.message, "type": self.type, "code": self.code}}
+
+
+class ConfigError(WorkbenchError):
+    code = "config_error"
+
+
+class BadRequest(WorkbenchError):
+    status = 400
+    code = "bad_request"
+
+
+class AuthError(WorkbenchError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(WorkbenchError):
+    status = 403
+    type = "permission_error"
+    code = "model_not_allowed"
+
+
+class ModelNotFound(WorkbenchError):
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class RateLimited(WorkbenchError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class BudgetExceeded(RateLimited):
+    code = "insufficient_quota"
+
+
+class ContentBlocked(WorkbenchError):
+    status = 400
+    code = "content_blocked"
+
+
+class UpstreamError(WorkbenchError):
+    """The provider failed after retries (and fallbacks)."""
+
+    status = 502
+    type = "upstream_error"
+    code = "upstream_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+
+
+class NotFound(WorkbenchError):
+    status = 404
+    code = "not_found"

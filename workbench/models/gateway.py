@@ -1,0 +1,482 @@
+"""The Gateway: every model call goes policy -> guardrails -> cache -> rate limit ->
+budget reservation -> provider (retries, fallbacks) -> settle + ledger.
+
+A ``Gateway`` is bound to one principal: the local owner (no key, the notebook/CLI
+default) or a key (``connect(key=...)`` / ``gateway.as_key(...)``). The HTTP proxy makes
+one bound view per request. Async methods run the sync path in a worker thread: the
+embedded runtime is CPU-bound and the ledger writes are short transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import delete, insert, select
+
+from workbench.config import ModelSpec, Settings, load_settings
+from workbench.errors import BadRequest, ModelNotFound, UpstreamError, WorkbenchError
+from workbench.models import ledger as ledger_mod
+from workbench.models.guardrails import Guardrails
+from workbench.models.policy import Policy, Principal, Reservation
+from workbench.models.providers import OpenAICompatibleProvider, Provider
+from workbench.models.types import ChatRequest, ChatResult, EmbeddingRequest, EmbeddingResult
+from workbench.store import Store, response_cache
+
+log = logging.getLogger("workbench.gateway")
+
+Messages = str | list[dict[str, Any]] | dict[str, Any] | ChatRequest
+
+
+def new_trace_id() -> str:
+    return uuid.uuid4().hex  # 32 hex chars: the W3C / OpenTelemetry trace-id format
+
+
+def validation_message(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+        for err in exc.errors()
+    )
+
+
+@dataclass
+class _Prepared:
+    """Everything decided before a provider is called."""
+
+    req: ChatRequest
+    body: dict[str, Any]
+    chain: list[ModelSpec]
+    reservation: Reservation
+    redactions: dict[str, int]
+    trace_id: str
+    started: float
+    cache_key: str | None = None
+    tokens_est: int = 0
+    tokens_worst: int = 0
+
+
+@dataclass
+class StreamResult:
+    """Iterate for OpenAI chunks; ``result`` is filled when the stream ends."""
+
+    trace_id: str
+    _chunks: Iterator[dict[str, Any]]
+    result: ChatResult | None = field(default=None)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self._chunks
+
+    def text(self) -> Iterator[str]:
+        for chunk in self._chunks:
+            for choice in chunk.get("choices") or []:
+                piece = (choice.get("delta") or {}).get("content")
+                if piece:
+                    yield piece
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close:
+            close()
+
+
+class Gateway:
+    """Governed model access. Create with :func:`workbench.connect`."""
+
+    def __init__(self, settings: Settings | None = None, *, store: Store | None = None,
+                 providers: dict[str, Provider] | None = None,
+                 guardrails: Guardrails | None = None, principal: Principal | None = None):
+        self.settings = settings or load_settings()
+        self.store = store or Store(self.settings.resolved_store_url)
+        self.policy = Policy(self.store)
+        self.guardrails = guardrails or Guardrails()
+        self._providers: dict[str, Provider] = dict(providers or {})
+        self._specs = self.settings.model_specs()
+        self.principal = principal or self.policy.local_principal(cache=self.settings.cache)
+
+    # -- binding -------------------------------------------------------------------------
+    def _bound(self, principal: Principal) -> Gateway:
+        view = object.__new__(Gateway)
+        view.__dict__.update(self.__dict__)
+        view.principal = principal
+        return view
+
+    def as_key(self, key: str) -> Gateway:
+        """A view of this gateway that acts as the principal owning ``key``."""
+        return self._bound(self.policy.authenticate(key))
+
+    # -- models and providers ------------------------------------------------------------
+    def models(self) -> list[ModelSpec]:
+        return [s for s in self._specs.values() if self.principal.may_use(s.name)]
+
+    def spec(self, name: str | None, kind: str = "chat") -> ModelSpec:
+        if name is None:
+            name = (self.settings.default_embed_model if kind == "embedding"
+                    else self.settings.default_chat_model)
+        spec = self._specs.get(name)
+        if spec is None:
+            raise ModelNotFound(f"unknown model {name!r}; available: "
+                                f"{', '.join(sorted(self._specs))}")
+        wanted = ("embedding",) if kind == "embedding" else ("chat", "completion")
+        if spec.kind not in wanted:
+            raise BadRequest(f"model {name!r} is a {spec.kind} model; it cannot serve "
+                             f"{'embeddings' if kind == 'embedding' else 'chat completions'}")
+        return spec
+
+    def provider(self, name: str) -> Provider:
+        if name not in self._providers:
+            if name == "embedded":
+                from workbench.models.embedded import EmbeddedProvider
+
+                self._providers[name] = EmbeddedProvider(Path(self.settings.data_dir),
+                                                         n_threads=self.settings.n_threads)
+            else:
+                profiles = self.settings.all_profiles()
+                if name not in profiles:
+                    raise ModelNotFound(f"no provider named {name!r}")
+                prof = (self.settings.active_profile() if name == self.settings.profile
+                        else profiles[name])
+                self._providers[name] = OpenAICompatibleProvider(
+                    name, prof, timeout_s=self.settings.request_timeout_s,
+                    max_retries=self.settings.max_retries,
+                    backoff_s=self.settings.retry_backoff_s)
+        return self._providers[name]
+
+    # -- helpers -------------------------------------------------------------------------
+    def _mode(self) -> str:
+        return self.principal.guardrail_mode or self.settings.guardrail_mode
+
+    def _estimate_tokens(self, spec: ModelSpec, text: str, n_messages: int) -> tuple[int, int]:
+        """(expected, worst case) prompt tokens. Worst case: a BPE token is at least one
+        byte, plus a few template tokens per message; used for budget reservations."""
+        worst = len(text.encode()) + 8 * n_messages + 8
+        counter = getattr(self._providers.get(spec.provider), "count_prompt_tokens", None)
+        exact = counter(spec, text) if counter else None
+        if exact is not None:
+            return exact + 8 * n_messages, exact + 8 * n_messages + 8
+        return len(text) // 4 + 4 * n_messages, worst
+
+    def _ledger(self, endpoint: str, outcome: str, *, spec: ModelSpec | None = None,
+                error: WorkbenchError | None = None, trace_id: str, started: float,
+                redactions: int = 0) -> None:
+        ledger_mod.record_alone(self.store, ledger_mod.Entry(
+            endpoint=endpoint, outcome=outcome, key_id=self.principal.key_id,
+            team=self.principal.team, model=spec.name if spec else None,
+            provider=spec.provider if spec else None,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            error_code=error.code if error else None, redactions=redactions,
+            trace_id=trace_id))
+
+    @staticmethod
+    def _to_request(messages: Messages, params: dict[str, Any]) -> ChatRequest:
+        try:
+            if isinstance(messages, ChatRequest):
+                return messages.model_copy(update=params) if params else messages
+            if isinstance(messages, str):
+                data: dict[str, Any] = {"messages": [{"role": "user", "content": messages}]}
+            elif isinstance(messages, dict):
+                data = dict(messages)
+            else:
+                data = {"messages": list(messages)}
+            data.update({k: v for k, v in params.items() if v is not None})
+            return ChatRequest.model_validate(data)
+        except ValidationError as exc:
+            raise BadRequest(f"invalid chat request: {validation_message(exc)}") from None
+
+    def _cache_key(self, spec: ModelSpec, body: dict[str, Any]) -> str:
+        norm = {k: v for k, v in body.items() if k not in ("stream", "user", "stream_options")}
+        norm["model"] = spec.name
+        blob = json.dumps(norm, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    # -- chat ----------------------------------------------------------------------------
+    def _prepare(self, req: ChatRequest, trace_id: str, started: float) -> _Prepared:
+        spec = self.spec(req.model)
+        self.policy.check_model(self.principal, spec.name)
+
+        mode = self._mode()
+        redactions: dict[str, int] = {}
+        messages = []
+        for m in req.messages:
+            data = m.model_dump(exclude_none=True)
+            if isinstance(m.content, str):
+                red = self.guardrails.apply(m.content, mode)
+                data["content"] = red.text
+                for k, v in red.kinds.items():
+                    redactions[k] = redactions.get(k, 0) + v
+            elif isinstance(m.content, list):
+                parts = []
+                for part in m.content:
+                    part = dict(part)
+                    if isinstance(part.get("text"), str):
+                        red = self.guardrails.apply(part["text"], mode)
+                        part["text"] = red.text
+                        for k, v in red.kinds.items():
+                            redactions[k] = redactions.get(k, 0) + v
+                    parts.append(part)
+                data["content"] = parts
+            messages.append(data)
+
+        limit = req.token_limit or min(self.settings.default_max_tokens, spec.max_output_tokens)
+        if limit > spec.max_output_tokens and spec.provider == "embedded":
+            raise BadRequest(f"max_tokens {limit} exceeds {spec.name}'s limit of "
+                             f"{spec.max_output_tokens}")
+        body = req.upstream_body(spec.upstream_name)
+        body["messages"] = messages
+        body.pop("max_completion_tokens", None)
+        body["max_tokens"] = limit
+
+        chain = [spec] + [self._specs[m] for m in self.settings.fallbacks.get(spec.name, [])
+                          if m in self._specs and self.principal.may_use(m)]
+        prompt = "\n".join(
+            m["content"] if isinstance(m.get("content"), str) else "" for m in messages)
+        expected, worst = self._estimate_tokens(spec, prompt, len(messages))
+        return _Prepared(req=req, body=body, chain=chain, redactions=redactions,
+                         reservation=Reservation("", None, None, 0.0, settled=True),
+                         trace_id=trace_id, started=started, tokens_est=expected,
+                         tokens_worst=worst,
+                         cache_key=self._cache_key(spec, body) if self.principal.cache else None)
+
+    def _govern(self, prep: _Prepared) -> None:
+        """Rate limit, then reserve the worst-case cost over the fallback chain."""
+        self.policy.take_rate(self.principal, prep.tokens_est)
+        worst = max(s.cost(prep.tokens_worst, prep.body["max_tokens"]) for s in prep.chain)
+        prep.reservation = self.policy.reserve(self.principal, worst)
+
+    def _mask_output(self, resp: dict[str, Any]) -> None:
+        if not self.settings.output_guardrails or self._mode() == "off":
+            return
+        for choice in resp.get("choices") or []:
+            msg = choice.get("message") or {}
+            if isinstance(msg.get("content"), str):
+                msg["content"] = self.guardrails.mask(msg["content"]).text
+
+    def _finish(self, prep: _Prepared, spec: ModelSpec, resp: dict[str, Any],
+                outcome: str = "ok") -> ChatResult:
+        usage = resp.get("usage") or {}
+        t_in, t_out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        cost = 0.0 if outcome == "cached" else spec.cost(t_in, t_out)
+        latency = (time.perf_counter() - prep.started) * 1000
+        with self.store.write() as conn:
+            self.policy.settle(prep.reservation, cost, conn)
+            ledger_mod.record(conn, ledger_mod.Entry(
+                endpoint="chat", outcome=outcome, key_id=self.principal.key_id,
+                team=self.principal.team, model=spec.name, provider=spec.provider,
+                tokens_in=t_in, tokens_out=t_out, cost_usd=cost, latency_ms=latency,
+                redactions=sum(prep.redactions.values()), trace_id=prep.trace_id))
+            if prep.cache_key and outcome == "ok":
+                conn.execute(delete(response_cache).where(response_cache.c.key == prep.cache_key))
+                conn.execute(insert(response_cache).values(
+                    key=prep.cache_key, model=spec.name, response=resp, created_at=time.time()))
+        if outcome != "cached":
+            self.policy.add_tokens(self.principal, t_out)
+        return ChatResult(response=resp, trace_id=prep.trace_id, model=spec.name,
+                          cost_usd=cost, latency_ms=latency, cached=outcome == "cached",
+                          redactions=prep.redactions,
+                          fallback_from=prep.chain[0].name if spec is not prep.chain[0] else None)
+
+    def _fail(self, prep: _Prepared | None, err: WorkbenchError, outcome: str,
+              spec: ModelSpec | None, trace_id: str, started: float,
+              endpoint: str = "chat") -> None:
+        if prep is not None:
+            self.policy.settle(prep.reservation, 0.0)
+        self._ledger(endpoint, outcome, spec=spec, error=err, trace_id=trace_id,
+                     started=started,
+                     redactions=sum(prep.redactions.values()) if prep else 0)
+
+    def _cached(self, prep: _Prepared) -> dict[str, Any] | None:
+        if not prep.cache_key:
+            return None
+        with self.store.read() as conn:
+            row = conn.execute(select(response_cache.c.response).where(
+                response_cache.c.key == prep.cache_key)).first()
+        return dict(row[0]) if row else None
+
+    def chat(self, messages: Messages, *, model: str | None = None,
+             trace_id: str | None = None, **params: Any) -> ChatResult:
+        """One governed chat completion. ``messages``: a string, OpenAI messages, or a
+        full request dict; extra keyword arguments are request fields (max_tokens, …)."""
+        started = time.perf_counter()
+        trace_id = trace_id or new_trace_id()
+        prep: _Prepared | None = None
+        spec: ModelSpec | None = None
+        try:
+            req = self._to_request(messages, {"model": model, **params, "stream": False})
+            prep = self._prepare(req, trace_id, started)
+            spec = prep.chain[0]
+            hit = self._cached(prep)
+            if hit is not None:
+                return self._finish(prep, spec, hit, outcome="cached")
+            self._govern(prep)
+        except WorkbenchError as err:
+            self._fail(prep, err, "denied", spec, trace_id, started)
+            raise
+        last: WorkbenchError | None = None
+        for candidate in prep.chain:
+            try:
+                resp = self.provider(candidate.provider).chat(
+                    {**prep.body, "model": candidate.upstream_name}, candidate)
+            except UpstreamError as err:
+                log.warning("model %s failed (%s); %s", candidate.name, err.code,
+                            "trying fallback" if candidate is not prep.chain[-1] else "giving up")
+                last = err
+                continue
+            except WorkbenchError as err:
+                self._fail(prep, err, "error", candidate, trace_id, started)
+                raise
+            self._mask_output(resp)
+            return self._finish(prep, candidate, resp)
+        assert last is not None
+        self._fail(prep, last, "error", prep.chain[-1], trace_id, started)
+        raise last
+
+    def stream(self, messages: Messages, *, model: str | None = None,
+               trace_id: str | None = None, **params: Any) -> StreamResult:
+        """A governed streaming chat completion. Governance errors raise here, before the
+        first chunk; the reservation is settled when the stream ends or is closed."""
+        started = time.perf_counter()
+        trace_id = trace_id or new_trace_id()
+        prep: _Prepared | None = None
+        spec: ModelSpec | None = None
+        try:
+            req = self._to_request(messages, {"model": model, **params, "stream": True})
+            prep = self._prepare(req, trace_id, started)
+            spec = prep.chain[0]
+            self._govern(prep)
+        except WorkbenchError as err:
+            self._fail(prep, err, "denied", spec, trace_id, started)
+            raise
+        holder = StreamResult(trace_id=trace_id, _chunks=iter(()))
+        holder._chunks = self._stream_chunks(prep, holder)
+        return holder
+
+    def _stream_chunks(self, prep: _Prepared, holder: StreamResult) -> Iterator[dict[str, Any]]:
+        spec = prep.chain[0]
+        pieces: list[str] = []
+        usage: dict[str, Any] = {}
+        finish: str | None = None
+        done = False
+        try:
+            for chunk in self.provider(spec.provider).stream(prep.body, spec):
+                if chunk.get("usage"):
+                    usage = chunk["usage"]
+                for choice in chunk.get("choices") or []:
+                    piece = (choice.get("delta") or {}).get("content")
+                    if piece:
+                        pieces.append(piece)
+                    finish = choice.get("finish_reason") or finish
+                yield chunk
+            done = True
+        except WorkbenchError as err:
+            self._fail(prep, err, "error", spec, prep.trace_id, prep.started)
+            raise
+        finally:
+            if not done and not prep.reservation.settled:
+                # Client went away mid-stream: charge what was generated, release the rest.
+                n_out = len(pieces)
+                cost = spec.cost(prep.tokens_est, n_out)
+                self.policy.settle(prep.reservation, cost)
+                self._ledger("chat", "error", spec=spec, trace_id=prep.trace_id,
+                             started=prep.started, error=WorkbenchError(
+                                 "client disconnected", code="client_disconnected"))
+        if not usage:
+            usage = {"prompt_tokens": prep.tokens_est, "completion_tokens": len(pieces)}
+        resp = {"id": "chatcmpl-" + prep.trace_id, "object": "chat.completion",
+                "model": spec.name, "usage": usage,
+                "choices": [{"index": 0, "finish_reason": finish,
+                             "message": {"role": "assistant", "content": "".join(pieces)}}]}
+        holder.result = self._finish(prep, spec, resp)
+
+    # -- embeddings ----------------------------------------------------------------------
+    def embed(self, texts: str | list[str], *, model: str | None = None,
+              trace_id: str | None = None) -> EmbeddingResult:
+        started = time.perf_counter()
+        trace_id = trace_id or new_trace_id()
+        spec: ModelSpec | None = None
+        reservation: Reservation | None = None
+        redactions = 0
+        try:
+            try:
+                req = EmbeddingRequest.model_validate({"model": model, "input": texts})
+            except ValidationError as exc:
+                raise BadRequest(f"invalid embeddings request: {validation_message(exc)}") from None
+            spec = self.spec(req.model, kind="embedding")
+            self.policy.check_model(self.principal, spec.name)
+            inputs = req.texts
+            if spec.provider != "embedded":
+                # Text only leaves the machine for remote providers; mask it first.
+                masked = [self.guardrails.apply(t, self._mode()) for t in inputs]
+                inputs = [r.text for r in masked]
+                redactions = sum(len(r.findings) for r in masked)
+            worst = sum(len(t.encode()) + 2 for t in inputs)
+            self.policy.take_rate(self.principal, worst // 4)
+            reservation = self.policy.reserve(self.principal, spec.cost(worst, 0))
+        except WorkbenchError as err:
+            self._ledger("embeddings", "denied", spec=spec, error=err, trace_id=trace_id,
+                         started=started)
+            raise
+        try:
+            resp = self.provider(spec.provider).embed(inputs, spec)
+        except WorkbenchError as err:
+            self.policy.settle(reservation, 0.0)
+            self._ledger("embeddings", "error", spec=spec, error=err, trace_id=trace_id,
+                         started=started, redactions=redactions)
+            raise
+        t_in = int((resp.get("usage") or {}).get("prompt_tokens") or 0)
+        cost = spec.cost(t_in, 0)
+        latency = (time.perf_counter() - started) * 1000
+        with self.store.write() as conn:
+            self.policy.settle(reservation, cost, conn)
+            ledger_mod.record(conn, ledger_mod.Entry(
+                endpoint="embeddings", outcome="ok", key_id=self.principal.key_id,
+                team=self.principal.team, model=spec.name, provider=spec.provider,
+                tokens_in=t_in, cost_usd=cost, latency_ms=latency, redactions=redactions,
+                trace_id=trace_id))
+        return EmbeddingResult(response=resp, trace_id=trace_id, model=spec.name,
+                               cost_usd=cost, latency_ms=latency)
+
+    # -- async ---------------------------------------------------------------------------
+    async def achat(self, messages: Messages, **kw: Any) -> ChatResult:
+        return await asyncio.to_thread(self.chat, messages, **kw)
+
+    async def aembed(self, texts: str | list[str], **kw: Any) -> EmbeddingResult:
+        return await asyncio.to_thread(self.embed, texts, **kw)
+
+    # -- reporting -----------------------------------------------------------------------
+    def usage(self, by: tuple[str, ...] = ("team", "key", "model"),
+              since: float | None = None) -> list[dict[str, Any]]:
+        return ledger_mod.usage(self.store, by=by, since=since)
+
+    def ready(self) -> dict[str, str]:
+        """Checks for /readyz and doctor: the store and the default model's provider."""
+        out: dict[str, str] = {}
+        try:
+            self.store.schema_versions()
+            out["store"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - readiness reports any failure as text
+            out["store"] = f"error: {type(exc).__name__}"
+        try:
+            self.provider(self.spec(None).provider).ping()
+            out["provider"] = "ok"
+        except WorkbenchError as exc:
+            out["provider"] = f"error: {exc.message}"
+        return out
+
+    def close(self) -> None:
+        for p in self._providers.values():
+            close = getattr(p, "close", None)
+            if close:
+                close()
+        self.store.dispose()
+
+    def __repr__(self) -> str:
+        return (f"Gateway(profile={self.settings.profile!r}, principal={self.principal.label!r}, "
+                f"default_model={self.settings.default_chat_model!r}, store={self.store.safe_url!r})")

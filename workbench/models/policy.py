@@ -1,0 +1,353 @@
+"""Principals and the rules that govern them: keys, teams, allowlists, budgets, rate limits.
+
+Keys are random 256-bit tokens; only their SHA-256 is stored (a slow KDF buys nothing for
+high-entropy secrets and would cost every request). The secret is returned once by
+``create_key`` and never again.
+
+Budgets hold under concurrency because a request *reserves* its worst-case cost with one
+conditional UPDATE (``spent + reserved + amount <= budget``) before it runs; the row count
+is the decision, so two replicas cannot both take the last dollar. After the call the
+reservation is settled to the actual cost, or released on failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from workbench.errors import (
+    AuthError,
+    BadRequest,
+    BudgetExceeded,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+)
+from workbench.models import audit as audit_log
+from workbench.store import Store, keys, rate_windows, reservations, teams
+
+KEY_PREFIX = "wb-"
+LOCAL_TEAM = "local"
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling. ``key_id`` is None for the local (notebook/CLI owner) principal."""
+
+    key_id: str | None
+    team: str
+    models: tuple[str, ...] | None = None
+    team_models: tuple[str, ...] | None = None
+    guardrail_mode: str | None = None
+    cache: bool = False
+    has_budget: bool = False
+    rpm: int | None = None
+    tpm: int | None = None
+    team_rpm: int | None = None
+    team_tpm: int | None = None
+    team_has_budget: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.key_id or "local"
+
+    def may_use(self, model: str) -> bool:
+        return all(allowed is None or model in allowed
+                   for allowed in (self.models, self.team_models))
+
+
+@dataclass
+class Reservation:
+    id: str
+    key_id: str | None
+    team: str | None
+    amount_usd: float
+    settled: bool = field(default=False)
+
+
+def _as_tuple(models: Any) -> tuple[str, ...] | None:
+    return None if models is None else tuple(models)
+
+
+def _parse_models(models: list[str] | str | None) -> list[str] | None:
+    if models is None:
+        return None
+    if isinstance(models, str):
+        models = [m.strip() for m in models.split(",")]
+    cleaned = [m for m in models if m]
+    if not cleaned:
+        raise BadRequest("--models needs at least one model name (or omit it to allow all)")
+    return cleaned
+
+
+def _check_limits(budget_usd: float | None, rpm: int | None, tpm: int | None) -> None:
+    if budget_usd is not None and budget_usd < 0:
+        raise BadRequest("budget must be >= 0 USD")
+    for name, val in (("rpm", rpm), ("tpm", tpm)):
+        if val is not None and val <= 0:
+            raise BadRequest(f"{name} must be a positive integer")
+
+
+class Policy:
+    """Reads and changes principals; enforces allowlists, budgets and rate limits."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    # -- teams ---------------------------------------------------------------------------
+    def ensure_team(self, conn: Connection, name: str) -> None:
+        exists = conn.execute(select(teams.c.name).where(teams.c.name == name)).first()
+        if not exists:
+            conn.execute(insert(teams).values(name=name, spent_usd=0.0, reserved_usd=0.0,
+                                              created_at=time.time()))
+
+    def set_team(self, name: str, *, models: list[str] | str | None = None,
+                 budget_usd: float | None = None, rpm: int | None = None,
+                 tpm: int | None = None, actor: str = "admin") -> None:
+        """Create or update a team's shared limits (None leaves a limit unchanged)."""
+        if not name or len(name) > 128:
+            raise BadRequest("team name must be 1-128 characters")
+        _check_limits(budget_usd, rpm, tpm)
+        parsed = _parse_models(models)
+        values: dict[str, Any] = {}
+        if parsed is not None:
+            values["models"] = parsed
+        for col, val in (("budget_usd", budget_usd), ("rpm", rpm), ("tpm", tpm)):
+            if val is not None:
+                values[col] = val
+        with self.store.write() as conn:
+            self.ensure_team(conn, name)
+            if values:
+                conn.execute(update(teams).where(teams.c.name == name).values(**values))
+            audit_log.append(self.store, conn, actor=actor, action="team.set", target=name,
+                             details=values)
+
+    def teams(self) -> list[dict[str, Any]]:
+        with self.store.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(teams).order_by(teams.c.name))]
+
+    # -- keys ----------------------------------------------------------------------------
+    def create_key(self, *, team: str, name: str | None = None,
+                   models: list[str] | str | None = None, budget_usd: float | None = None,
+                   rpm: int | None = None, tpm: int | None = None,
+                   expires_in_days: float | None = None, guardrail_mode: str | None = None,
+                   cache: bool = False, actor: str = "admin") -> tuple[str, str]:
+        """Create a key; returns ``(key_id, secret)``. The secret is not stored anywhere."""
+        if not team or len(team) > 128:
+            raise BadRequest("--team is required (1-128 characters)")
+        _check_limits(budget_usd, rpm, tpm)
+        if guardrail_mode not in (None, "mask", "block", "log-only", "off"):
+            raise BadRequest("guardrail mode must be one of mask, block, log-only, off")
+        if expires_in_days is not None and expires_in_days <= 0:
+            raise BadRequest("--expires-in-days must be > 0")
+        parsed = _parse_models(models)
+        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        key_id = "key_" + secrets.token_hex(6)
+        now = time.time()
+        row = dict(
+            id=key_id, key_hash=hash_key(secret), hint=secret[:7] + "…", name=name, team=team,
+            models=parsed, budget_usd=budget_usd, spent_usd=0.0, reserved_usd=0.0, rpm=rpm,
+            tpm=tpm, guardrail_mode=guardrail_mode, cache=int(cache),
+            expires_at=now + expires_in_days * 86400 if expires_in_days else None,
+            revoked_at=None, created_at=now,
+        )
+        with self.store.write() as conn:
+            self.ensure_team(conn, team)
+            conn.execute(insert(keys).values(**row))
+            audit_log.append(self.store, conn, actor=actor, action="key.create", target=key_id,
+                             details={"team": team, "name": name, "models": parsed,
+                                      "budget_usd": budget_usd, "rpm": rpm, "tpm": tpm,
+                                      "expires_at": row["expires_at"],
+                                      "guardrail_mode": guardrail_mode, "cache": cache})
+        return key_id, secret
+
+    def revoke_key(self, key_id: str, *, actor: str = "admin") -> None:
+        with self.store.write() as conn:
+            res = conn.execute(update(keys).where(and_(keys.c.id == key_id,
+                                                       keys.c.revoked_at.is_(None)))
+                               .values(revoked_at=time.time()))
+            if res.rowcount != 1:
+                known = conn.execute(select(keys.c.id).where(keys.c.id == key_id)).first()
+                if known:
+                    raise BadRequest(f"key {key_id} is already revoked")
+                raise NotFound(f"no key with id {key_id}; see `workbench keys list`")
+            audit_log.append(self.store, conn, actor=actor, action="key.revoke", target=key_id)
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        cols = [c for c in keys.c if c.name != "key_hash"]
+        with self.store.read() as conn:
+            rows = conn.execute(select(*cols).order_by(keys.c.created_at))
+            return [dict(r._mapping) for r in rows]
+
+    def authenticate(self, secret: str | None) -> Principal:
+        if not secret:
+            raise AuthError("missing API key: send 'Authorization: Bearer <key>' "
+                            "(create one with `workbench keys create --team T`)")
+        with self.store.read() as conn:
+            row = conn.execute(select(keys).where(keys.c.key_hash == hash_key(secret))).first()
+            if row is None:
+                raise AuthError("unknown API key; check the key or create one with "
+                                "`workbench keys create`")
+            if row.revoked_at is not None:
+                raise AuthError(f"key {row.id} was revoked", code="key_revoked")
+            if row.expires_at is not None and row.expires_at < time.time():
+                raise AuthError(f"key {row.id} has expired", code="key_expired")
+            team = conn.execute(select(teams).where(teams.c.name == row.team)).first()
+        return Principal(
+            key_id=row.id, team=row.team, models=_as_tuple(row.models),
+            team_models=_as_tuple(team.models) if team else None,
+            guardrail_mode=row.guardrail_mode, cache=bool(row.cache),
+            has_budget=row.budget_usd is not None, rpm=row.rpm, tpm=row.tpm,
+            team_rpm=team.rpm if team else None, team_tpm=team.tpm if team else None,
+            team_has_budget=bool(team and team.budget_usd is not None),
+        )
+
+    def local_principal(self, *, cache: bool = False, guardrail_mode: str | None = None
+                        ) -> Principal:
+        return Principal(key_id=None, team=LOCAL_TEAM, cache=cache, guardrail_mode=guardrail_mode)
+
+    # -- allowlists ----------------------------------------------------------------------
+    def check_model(self, principal: Principal, model: str) -> None:
+        if not principal.may_use(model):
+            raise PermissionDenied(
+                f"key {principal.label} (team {principal.team}) may not use model {model!r}; "
+                "ask an admin to add it to the key's or team's --models"
+            )
+
+    # -- rate limits ---------------------------------------------------------------------
+    def take_rate(self, principal: Principal, tokens: int, now: float | None = None) -> None:
+        """Count one request and ``tokens`` against rpm/tpm of the key and its team,
+        atomically; raise RateLimited (and count nothing) if either would exceed."""
+        checks = [(f"key:{principal.key_id}", principal.rpm, principal.tpm),
+                  (f"team:{principal.team}", principal.team_rpm, principal.team_tpm)]
+        checks = [c for c in checks if c[1] is not None or c[2] is not None]
+        if not checks or principal.key_id is None:
+            return
+        window = int((now or time.time()) // 60)
+        with self.store.write() as conn:
+            for subject, rpm, tpm in checks:
+                self._take_window(conn, subject, window, rpm, tpm, tokens)
+            # Keep the table small: windows older than an hour are history.
+            conn.execute(delete(rate_windows).where(rate_windows.c.window < window - 60))
+
+    def _take_window(self, conn: Connection, subject: str, window: int, rpm: int | None,
+                     tpm: int | None, tokens: int) -> None:
+        conds = [rate_windows.c.subject == subject, rate_windows.c.window == window]
+        if rpm is not None:
+            conds.append(rate_windows.c.requests + 1 <= rpm)
+        if tpm is not None:
+            # A request may always start while the window has tokens left; its own size is
+            # only known approximately before the call.
+            conds.append(rate_windows.c.tokens < tpm)
+        for _attempt in range(2):
+            res = conn.execute(update(rate_windows).where(and_(*conds)).values(
+                requests=rate_windows.c.requests + 1, tokens=rate_windows.c.tokens + tokens))
+            if res.rowcount == 1:
+                return
+            exists = conn.execute(select(rate_windows.c.requests).where(
+                and_(rate_windows.c.subject == subject, rate_windows.c.window == window))).first()
+            if exists:
+                kind = subject.split(":", 1)[0]
+                raise RateLimited(f"{kind} rate limit reached (rpm={rpm}, tpm={tpm}); retry "
+                                  "in the next minute")
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(rate_windows).values(subject=subject, window=window,
+                                                             requests=0, tokens=0))
+            except IntegrityError:
+                pass  # another replica created the window first; retry the UPDATE
+        raise RateLimited(f"rate limit bookkeeping contended for {subject}; retry")
+
+    def add_tokens(self, principal: Principal, tokens: int) -> None:
+        """Count output tokens after a call (tpm counts all tokens)."""
+        if principal.key_id is None or tokens <= 0:
+            return
+        if principal.tpm is None and principal.team_tpm is None:
+            return
+        window = int(time.time() // 60)
+        with self.store.write() as conn:
+            conn.execute(update(rate_windows).where(and_(
+                rate_windows.c.window == window,
+                or_(rate_windows.c.subject == f"key:{principal.key_id}",
+                    rate_windows.c.subject == f"team:{principal.team}"),
+            )).values(tokens=rate_windows.c.tokens + tokens))
+
+    # -- budgets -------------------------------------------------------------------------
+    def reserve(self, principal: Principal, amount_usd: float) -> Reservation:
+        """Reserve ``amount_usd`` against the key's and the team's budgets, or raise."""
+        res = Reservation(id=uuid.uuid4().hex, key_id=principal.key_id, team=principal.team,
+                          amount_usd=amount_usd)
+        if principal.key_id is None or amount_usd <= 0:
+            res.settled = True  # nothing to hold
+            return res
+        with self.store.write() as conn:
+            for table, col, ident, label in (
+                (keys, keys.c.id, principal.key_id, f"key {principal.key_id}"),
+                (teams, teams.c.name, principal.team, f"team {principal.team}"),
+            ):
+                upd = conn.execute(update(table).where(and_(
+                    col == ident,
+                    or_(table.c.budget_usd.is_(None),
+                        table.c.spent_usd + table.c.reserved_usd + amount_usd
+                        <= table.c.budget_usd),
+                )).values(reserved_usd=table.c.reserved_usd + amount_usd))
+                if upd.rowcount != 1:
+                    # Leaving the `with` by exception rolls back the key's reservation too.
+                    raise BudgetExceeded(
+                        f"budget of {label} is exhausted (this request may cost up to "
+                        f"${amount_usd:.6f}); ask an admin to raise --budget-usd"
+                    )
+            conn.execute(insert(reservations).values(
+                id=res.id, key_id=res.key_id, team=res.team, amount_usd=amount_usd,
+                created_at=time.time()))
+        return res
+
+    def settle(self, res: Reservation, actual_usd: float, conn: Connection | None = None) -> None:
+        """Turn a reservation into spend (``actual_usd``; 0 releases it). Idempotent."""
+        if res.settled:
+            return
+        if conn is None:
+            with self.store.write() as c:
+                self._settle(c, res, actual_usd)
+        else:
+            self._settle(conn, res, actual_usd)
+        res.settled = True
+
+    def _settle(self, conn: Connection, res: Reservation, actual_usd: float) -> None:
+        gone = conn.execute(delete(reservations).where(reservations.c.id == res.id))
+        if gone.rowcount != 1:
+            return  # already settled (or swept): never double-count
+        for table, col, ident in ((keys, keys.c.id, res.key_id), (teams, teams.c.name, res.team)):
+            conn.execute(update(table).where(col == ident).values(
+                reserved_usd=table.c.reserved_usd - res.amount_usd,
+                spent_usd=table.c.spent_usd + actual_usd))
+
+    def sweep_reservations(self, older_than_s: float = 3600) -> int:
+        """Release reservations left by a crashed process (e.g. killed mid-request)."""
+        cutoff = time.time() - older_than_s
+        with self.store.write() as conn:
+            stale = conn.execute(select(reservations).where(reservations.c.created_at < cutoff))
+            n = 0
+            for row in stale.fetchall():
+                self._settle(conn, Reservation(row.id, row.key_id, row.team, row.amount_usd), 0.0)
+                n += 1
+        return n
+
+    def budget_state(self, key_id: str) -> dict[str, Any]:
+        with self.store.read() as conn:
+            row = conn.execute(select(keys.c.budget_usd, keys.c.spent_usd, keys.c.reserved_usd,
+                                      keys.c.team).where(keys.c.id == key_id)).first()
+            if row is None:
+                raise NotFound(f"no key with id {key_id}")
+            return dict(row._mapping)

@@ -1,0 +1,206 @@
+"""The Provider seam and its OpenAI-compatible HTTP implementation.
+
+A provider speaks OpenAI's wire shape (dict in, dict out). The Gateway owns policy,
+guardrails, budgets and fallbacks; a provider owns transport: timeouts, retries with
+backoff on 429/5xx/connection faults, and turning upstream failures into
+``UpstreamError`` (502) / ``UpstreamTimeout`` (504) whose messages never include keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+from workbench.errors import BadRequest, ConfigError, UpstreamError, UpstreamTimeout
+
+if TYPE_CHECKING:
+    import httpx
+
+    from workbench.config import ModelSpec, Profile
+
+
+class Provider(Protocol):
+    name: str
+
+    def chat(self, body: dict[str, Any], spec: ModelSpec) -> dict[str, Any]: ...
+
+    def stream(self, body: dict[str, Any], spec: ModelSpec) -> Iterator[dict[str, Any]]: ...
+
+    def embed(self, texts: list[str], spec: ModelSpec) -> dict[str, Any]: ...
+
+    def ping(self) -> None:
+        """Raise if the provider cannot serve (used by readyz and doctor)."""
+        ...
+
+
+class RetryableError(UpstreamError):
+    """An upstream failure worth retrying (429, 5xx, reset, timeout, bad JSON)."""
+
+    retry_after: str | None = None
+
+
+RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504}
+
+
+class OpenAICompatibleProvider:
+    """Any OpenAI-compatible endpoint: OpenAI, Azure OpenAI (v1 API), Ollama, vLLM,
+    LM Studio, llama.cpp server, a LiteLLM proxy, or another workbench gateway."""
+
+    def __init__(self, name: str, profile: Profile, *, timeout_s: float = 60.0,
+                 max_retries: int = 2, backoff_s: float = 0.25,
+                 transport: httpx.BaseTransport | None = None):
+        import httpx
+
+        if not profile.base_url:
+            raise ConfigError(f"profile {name!r} needs base_url (set WORKBENCH_BASE_URL)")
+        self.name = name
+        self.base_url = profile.base_url.rstrip("/")
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        headers = dict(profile.headers)
+        self.key_env = profile.api_key_env
+        if self.key_env:
+            key = os.environ.get(self.key_env)
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
+        self._client = httpx.Client(
+            base_url=self.base_url, headers=headers, transport=transport,
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+        )
+
+    # -- transport -----------------------------------------------------------------------
+    def _sleep_before_retry(self, attempt: int, retry_after: str | None) -> None:
+        delay = self.backoff_s * (2 ** attempt) * (0.5 + random.random() / 2)
+        if retry_after:
+            try:
+                delay = max(delay, min(float(retry_after), 10.0))
+            except ValueError:
+                pass
+        time.sleep(delay)
+
+    def _raise_for(self, resp: httpx.Response) -> None:
+        if resp.status_code < 400:
+            return
+        try:
+            detail = resp.json().get("error", {})
+            msg = detail.get("message") if isinstance(detail, dict) else str(detail)
+        except (ValueError, AttributeError):
+            msg = None
+        msg = (msg or resp.reason_phrase or "error")[:300]
+        if resp.status_code in RETRY_STATUSES:
+            err = RetryableError(f"upstream {self.name} returned {resp.status_code}: {msg}")
+            err.retry_after = resp.headers.get("retry-after")
+            raise err
+        if resp.status_code in (401, 403):
+            raise UpstreamError(
+                f"upstream {self.name} rejected our credentials ({resp.status_code}); check "
+                f"the env var {self.key_env or '(none configured)'}", code="upstream_auth")
+        if resp.status_code == 404:
+            raise UpstreamError(f"upstream {self.name} does not know this model or path: {msg}",
+                                code="upstream_not_found")
+        raise BadRequest(f"upstream {self.name} rejected the request ({resp.status_code}): {msg}")
+
+    def _with_retries(self, fn: Any) -> Any:
+        import httpx
+
+        last: UpstreamError | None = None
+        for attempt in range(self.max_retries + 1):
+            retry_after = None
+            try:
+                return fn()
+            except httpx.TimeoutException:
+                last = UpstreamTimeout(f"upstream {self.name} timed out")
+            except (httpx.TransportError, httpx.RemoteProtocolError) as exc:
+                last = UpstreamError(f"upstream {self.name} connection failed: "
+                                     f"{type(exc).__name__}")
+            except RetryableError as exc:
+                last = exc
+                retry_after = exc.retry_after
+            if attempt < self.max_retries:
+                self._sleep_before_retry(attempt, retry_after)
+        assert last is not None
+        if isinstance(last, RetryableError):
+            raise UpstreamError(last.message + f" (after {self.max_retries + 1} attempts)")
+        raise last
+
+    def _post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        def call() -> dict[str, Any]:
+            resp = self._client.post(path, json=body)
+            self._raise_for(resp)
+            try:
+                data = resp.json()
+            except ValueError:
+                raise RetryableError(f"upstream {self.name} sent invalid JSON") from None
+            if not isinstance(data, dict):
+                raise RetryableError(f"upstream {self.name} sent an unexpected JSON shape")
+            return data
+
+        result: dict[str, Any] = self._with_retries(call)
+        return result
+
+    # -- Provider ------------------------------------------------------------------------
+    def chat(self, body: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+        body = {**body, "model": spec.upstream_name, "stream": False}
+        data = self._post_json("/chat/completions", body)
+        if "choices" not in data:
+            raise UpstreamError(f"upstream {self.name} response has no choices")
+        return data
+
+    def stream(self, body: dict[str, Any], spec: ModelSpec) -> Iterator[dict[str, Any]]:
+        import httpx
+
+        body = {**body, "model": spec.upstream_name, "stream": True,
+                "stream_options": {"include_usage": True}}
+        ctx: Any = None
+
+        def open_stream() -> Any:
+            nonlocal ctx
+            ctx = self._client.stream("POST", "/chat/completions", json=body)
+            resp = ctx.__enter__()
+            if resp.status_code >= 400:
+                resp.read()
+                ctx.__exit__(None, None, None)
+                self._raise_for(resp)
+            return resp
+
+        resp = self._with_retries(open_stream)  # retries only before the first byte
+        try:
+            for line in resp.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == "[DONE]":
+                    break
+                try:
+                    yield json.loads(payload)
+                except ValueError:
+                    raise UpstreamError(f"upstream {self.name} sent an invalid stream chunk") from None
+        except httpx.TimeoutException:
+            raise UpstreamTimeout(f"upstream {self.name} stream timed out") from None
+        except httpx.TransportError as exc:
+            raise UpstreamError(f"upstream {self.name} stream broke: {type(exc).__name__}") from None
+        finally:
+            ctx.__exit__(None, None, None)
+
+    def embed(self, texts: list[str], spec: ModelSpec) -> dict[str, Any]:
+        data = self._post_json("/embeddings", {"model": spec.upstream_name, "input": texts})
+        if not isinstance(data.get("data"), list):
+            raise UpstreamError(f"upstream {self.name} embeddings response has no data")
+        return data
+
+    def ping(self) -> None:
+        def call() -> None:
+            resp = self._client.get("/models")
+            self._raise_for(resp)
+
+        self._with_retries(call)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatibleProvider({self.name!r}, {self.base_url!r})"

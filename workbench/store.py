@@ -1,0 +1,261 @@
+"""One SQL store (SQLAlchemy Core): SQLite (WAL) by default, Postgres by URL.
+
+Why Core and not an ORM: every governance write is a single conditional UPDATE whose
+row count *is* the decision (budget reserved or not), and that is clearer in Core.
+
+Migrations are an ordered list of functions recorded in ``schema_version``; each later
+capability (retrieval, traces, feedback, evals) appends its own tables here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.exc import OperationalError
+
+from workbench.errors import ConfigError
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version", metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", Float, nullable=False),
+)
+
+teams = Table(
+    "teams", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("models", JSON, nullable=True),  # None = every model
+    Column("budget_usd", Float, nullable=True),  # None = unlimited
+    Column("spent_usd", Float, nullable=False, default=0.0),
+    Column("reserved_usd", Float, nullable=False, default=0.0),
+    Column("rpm", Integer, nullable=True),
+    Column("tpm", Integer, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+keys = Table(
+    "keys", metadata,
+    Column("id", String(32), primary_key=True),  # public id, safe to print
+    Column("key_hash", String(64), nullable=False, unique=True),  # sha256 of the secret
+    Column("hint", String(16), nullable=False),  # "wb-xxxx…": enough to recognise, not to use
+    Column("name", String(128), nullable=True),
+    Column("team", String(128), nullable=False),
+    Column("models", JSON, nullable=True),
+    Column("budget_usd", Float, nullable=True),
+    Column("spent_usd", Float, nullable=False, default=0.0),
+    Column("reserved_usd", Float, nullable=False, default=0.0),
+    Column("rpm", Integer, nullable=True),
+    Column("tpm", Integer, nullable=True),
+    Column("guardrail_mode", String(16), nullable=True),
+    Column("cache", Integer, nullable=False, default=0),
+    Column("expires_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+rate_windows = Table(
+    "rate_windows", metadata,
+    Column("subject", String(160), primary_key=True),  # "key:<id>" / "team:<name>"
+    Column("window", BigInteger, primary_key=True),  # epoch minute
+    Column("requests", Integer, nullable=False, default=0),
+    Column("tokens", Integer, nullable=False, default=0),
+)
+
+ledger = Table(
+    "ledger", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", Float, nullable=False),
+    Column("key_id", String(32), nullable=True),
+    Column("team", String(128), nullable=True),
+    Column("model", String(128), nullable=True),
+    Column("provider", String(64), nullable=True),
+    Column("endpoint", String(32), nullable=False),  # chat | embeddings
+    Column("tokens_in", Integer, nullable=False, default=0),
+    Column("tokens_out", Integer, nullable=False, default=0),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("latency_ms", Float, nullable=False, default=0.0),
+    Column("outcome", String(16), nullable=False),  # ok | cached | denied | error
+    Column("error_code", String(64), nullable=True),
+    Column("redactions", Integer, nullable=False, default=0),
+    Column("trace_id", String(32), nullable=True),
+    Index("ix_ledger_ts", "ts"),
+    Index("ix_ledger_trace", "trace_id"),
+)
+
+audit = Table(
+    "audit", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", Float, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(160), nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+response_cache = Table(
+    "response_cache", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("model", String(128), nullable=False),
+    Column("response", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+reservations = Table(
+    "reservations", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("key_id", String(32), nullable=True),
+    Column("team", String(128), nullable=True),
+    Column("amount_usd", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+Migration = Callable[[Connection], None]
+
+
+def _m1_governance(conn: Connection) -> None:
+    for table in (teams, keys, rate_windows, ledger, audit, response_cache, reservations):
+        table.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[tuple[int, Migration]] = [(1, _m1_governance)]
+
+
+def normalize_url(url: str) -> str:
+    """Accept the URLs people paste: postgres:// and postgresql:// use psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+class Store:
+    """The SQL store. ``write()`` gives a transaction that holds the write lock from its
+    first statement (``BEGIN IMMEDIATE`` on SQLite) so read-then-write sequences cannot be
+    interleaved or fail half-way with SQLITE_BUSY."""
+
+    def __init__(self, url: str, *, migrate: bool = True):
+        self.url = normalize_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        self.engine = self._create_engine()
+        self._migrated = False
+        self._lock = threading.Lock()
+        if migrate:
+            self.migrate()
+
+    def _create_engine(self) -> Engine:
+        if self.is_sqlite:
+            path = self.url.split("sqlite:///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(
+                self.url, connect_args={"timeout": 30, "check_same_thread": False},
+                pool_size=8, max_overflow=16,
+            )
+
+            @event.listens_for(engine, "connect")
+            def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
+                # Let SQLAlchemy, not pysqlite, decide where transactions begin.
+                dbapi_conn.isolation_level = None
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+
+            @event.listens_for(engine, "begin")
+            def _on_begin(conn: Connection) -> None:
+                mode = "IMMEDIATE" if conn.get_execution_options().get("wb_write") else "DEFERRED"
+                conn.exec_driver_sql(f"BEGIN {mode}")
+
+            return engine
+        try:
+            return create_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        except ImportError as exc:
+            raise ConfigError(f"store URL needs a driver that is not installed: {exc}") from None
+
+    def migrate(self) -> None:
+        with self._lock:
+            if self._migrated:
+                return
+            try:
+                with self.write() as conn:
+                    if not self.is_sqlite:
+                        # One migrator at a time across replicas.
+                        conn.execute(text("SELECT pg_advisory_xact_lock(7770001)"))
+                    schema_version.create(conn, checkfirst=True)
+                    done = {r[0] for r in conn.execute(select(schema_version.c.version))}
+                    for version, fn in MIGRATIONS:
+                        if version not in done:
+                            fn(conn)
+                            conn.execute(insert(schema_version).values(
+                                version=version, applied_at=time.time()))
+            except OperationalError as exc:
+                raise ConfigError(
+                    f"cannot open the store at {self.safe_url}: {exc.orig}; check "
+                    "WORKBENCH_STORE_URL / data_dir"
+                ) from None
+            self._migrated = True
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password hidden (for messages and doctor)."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self.engine.connect().execution_options(wb_write=True) as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def schema_versions(self) -> list[int]:
+        with self.read() as conn:
+            return [r[0] for r in conn.execute(select(schema_version.c.version))]
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Store({self.safe_url!r})"
+
+
+def register_migration(version: int, fn: Migration) -> None:
+    """Later capabilities add their tables here (ordered by version)."""
+    if any(v == version for v, _ in MIGRATIONS):
+        raise ValueError(f"migration {version} already registered")
+    MIGRATIONS.append((version, fn))
+    MIGRATIONS.sort(key=lambda m: m[0])
