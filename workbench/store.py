@@ -165,7 +165,9 @@ class Store:
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.engine = self._create_engine()
-        self._migrated = False
+        # How many registered migrations are applied: capabilities imported after the
+        # store was opened register more, and migrate() then applies just those.
+        self._migrated = 0
         self._lock = threading.Lock()
         if migrate:
             self.migrate()
@@ -204,7 +206,7 @@ class Store:
 
     def migrate(self) -> None:
         with self._lock:
-            if self._migrated:
+            if self._migrated == len(MIGRATIONS):
                 return
             try:
                 with self.write() as conn:
@@ -223,7 +225,7 @@ class Store:
                     f"cannot open the store at {self.safe_url}: {exc.orig}; check "
                     "WORKBENCH_STORE_URL / data_dir"
                 ) from None
-            self._migrated = True
+            self._migrated = len(MIGRATIONS)
 
     @property
     def safe_url(self) -> str:
