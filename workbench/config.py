@@ -109,14 +109,31 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    profile: str = Field("embedded", description="Active profile: embedded, ollama, openai, or one from [profiles.*].")
+    profile: str = Field(
+        "embedded",
+        description="Active profile: embedded, ollama, openai, or one from [profiles.*].",
+    )
     data_dir: Path = Field(Path(".workbench"), description="Holds the SQL store and LanceDB.")
-    store_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data_dir. postgresql://… for Postgres.")
+    store_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; default SQLite in data_dir. postgresql://… for Postgres.",
+    )
+    lancedb_uri: str | None = Field(
+        None,
+        description="Where retrieval collections live: a local dir, s3://…, or db://… "
+        "(LanceDB Cloud); default data_dir/lancedb.",
+    )
     base_url: str | None = Field(None, description="Override the active profile's base URL.")
-    api_key_env: str | None = Field(None, description="Override the env var the active profile reads its key from.")
+    api_key_env: str | None = Field(
+        None,
+        description="Override the env var the active profile reads its key from.",
+    )
     chat_model: str | None = Field(None, description="Default chat model (else the profile's).")
     embed_model: str | None = Field(None, description="Default embedding model (else the profile's).")
-    guardrail_mode: GuardrailMode = Field("mask", description="Default PII/secret handling for principals without their own mode.")
+    guardrail_mode: GuardrailMode = Field(
+        "mask",
+        description="Default PII/secret handling for principals without their own mode.",
+    )
     output_guardrails: bool = Field(True, description="Also redact PII/secrets in model output.")
     cache: bool = Field(False, description="Exact-match response cache for the local principal.")
     n_threads: int = Field(2, gt=0, description="CPU threads for the embedded runtimes.")
@@ -126,7 +143,10 @@ class Settings(BaseModel):
     max_request_bytes: int = Field(1_000_000, gt=0, description="Largest accepted HTTP request body.")
     default_max_tokens: int = Field(256, gt=0, description="max_tokens when a request gives none.")
     log_level: str = Field("WARNING", description="Python logging level.")
-    fallbacks: dict[str, list[str]] = Field(default_factory=dict, description="model -> models tried in order when it fails.")
+    fallbacks: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="model -> models tried in order when it fails.",
+    )
     models: list[ModelSpec] = Field(default_factory=list, description="Extra models / price overrides.")
     profiles: dict[str, Profile] = Field(default_factory=dict, description="Extra profiles.")
 

@@ -179,7 +179,9 @@ class Gateway:
     def _to_request(messages: Messages, params: dict[str, Any]) -> ChatRequest:
         try:
             if isinstance(messages, ChatRequest):
-                return messages.model_copy(update=params) if params else messages
+                # None means "not given" here too: model=None must not erase req.model.
+                updates = {k: v for k, v in params.items() if v is not None}
+                return messages.model_copy(update=updates) if updates else messages
             if isinstance(messages, str):
                 data: dict[str, Any] = {"messages": [{"role": "user", "content": messages}]}
             elif isinstance(messages, dict):

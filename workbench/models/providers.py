@@ -8,6 +8,7 @@ backoff on 429/5xx/connection faults, and turning upstream failures into
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -76,10 +77,8 @@ class OpenAICompatibleProvider:
     def _sleep_before_retry(self, attempt: int, retry_after: str | None) -> None:
         delay = self.backoff_s * (2 ** attempt) * (0.5 + random.random() / 2)
         if retry_after:
-            try:
+            with contextlib.suppress(ValueError):  # HTTP-date form: keep our own delay
                 delay = max(delay, min(float(retry_after), 10.0))
-            except ValueError:
-                pass
         time.sleep(delay)
 
     def _raise_for(self, resp: httpx.Response) -> None:

@@ -8,7 +8,26 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+def _reject_lone_surrogates(data: Any) -> Any:
+    """JSON may escape a lone surrogate (``"\\ud800"``); Python accepts it but it cannot be
+    encoded as UTF-8, so it would crash tokenizers, guardrails and JSON responses later."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("text must be valid Unicode (found a lone surrogate)") from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return data
 
 
 class Message(BaseModel):
@@ -42,6 +61,8 @@ class ChatRequest(BaseModel):
     n: int | None = Field(None, ge=1, le=1)
     user: str | None = None
 
+    _valid_unicode = model_validator(mode="before")(_reject_lone_surrogates)
+
     @field_validator("stop")
     @classmethod
     def _stop_limit(cls, v: str | list[str] | None) -> str | list[str] | None:
@@ -67,7 +88,10 @@ class EmbeddingRequest(BaseModel):
 
     model: str | None = None
     input: str | list[str] = Field(description="Text or list of texts to embed.")
-    encoding_format: Literal["float"] | None = None
+    encoding_format: Literal["float", "base64"] | None = Field(
+        None, description="base64: little-endian float32 (the openai SDK asks for it).")
+
+    _valid_unicode = model_validator(mode="before")(_reject_lone_surrogates)
 
     @field_validator("input")
     @classmethod

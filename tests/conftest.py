@@ -1,0 +1,112 @@
+"""Shared fixtures. Every test runs in its own working directory and data dir, offline."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workbench.api import offline_env
+from workbench.config import load_settings
+from workbench.models.gateway import Gateway
+from workbench.store import Store, metadata, schema_version
+
+offline_env()
+
+
+@pytest.fixture(autouse=True)
+def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in list(os.environ):
+        if var.startswith("WORKBENCH_") and var not in (
+                "WORKBENCH_TEST_POSTGRES_URL", "WORKBENCH_REQUIRE_POSTGRES"):
+            monkeypatch.delenv(var)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WORKBENCH_DATA_DIR", str(tmp_path / ".workbench"))
+
+
+@pytest.fixture(scope="session")
+def embedded_provider(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One embedded runtime for the whole run (loading models once keeps tests quick)."""
+    from workbench.models.embedded import EmbeddedProvider
+
+    return EmbeddedProvider(tmp_path_factory.mktemp("models"), n_threads=2)
+
+
+@pytest.fixture
+def make_gateway(embedded_provider: Any, tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
+    """``make_gateway(providers={...}, store=..., **settings)`` -> Gateway (local principal)."""
+    made: list[Gateway] = []
+
+    def factory(providers: dict[str, Any] | None = None, store: Store | None = None,
+                **overrides: Any) -> Gateway:
+        settings = load_settings(**overrides)
+        gw = Gateway(settings, store=store,
+                     providers={"embedded": embedded_provider, **(providers or {})})
+        made.append(gw)
+        return gw
+
+    yield factory
+    for gw in made:
+        gw.store.dispose()
+
+
+def _postgres_url() -> str | None:
+    url = os.environ.get("WORKBENCH_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("WORKBENCH_REQUIRE_POSTGRES") == "1":
+            pytest.fail("WORKBENCH_REQUIRE_POSTGRES=1 but WORKBENCH_TEST_POSTGRES_URL is unset")
+        pytest.skip("no PostgreSQL: set WORKBENCH_TEST_POSTGRES_URL (CI does)")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A fresh, migrated store on SQLite and (when available) on PostgreSQL."""
+    if request.param == "sqlite":
+        store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    else:
+        url = _postgres_url()
+        assert url
+        fresh = Store(url, migrate=False)
+        with fresh.engine.begin() as conn:
+            metadata.drop_all(conn)
+            schema_version.drop(conn, checkfirst=True)
+        fresh.dispose()
+        store = Store(url)
+    yield store
+    store.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def live_server(app: Any) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a free loopback port (background thread);
+    yields the base URL. ``from tests.conftest import live_server``."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"uvicorn did not start on port {port}")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

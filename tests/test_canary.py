@@ -1,0 +1,60 @@
+"""Canaries: after a run with a known key and known PII, none of them appears in any file
+under the data dir, in any log output, or in any error message."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes import FakeProvider
+from workbench.errors import WorkbenchError
+
+PII = ["canary.person@example.org", "4111 1111 1111 1111", "+44 20 7946 0958",
+       "DE89 3704 0044 0532 0130 00", "10.20.30.40", "sk-proj-CANARYcanaryCANARYcanary0001"]
+
+
+def _all_bytes(root: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in root.rglob("*") if p.is_file())
+
+
+@pytest.mark.embedded
+def test_no_key_or_pii_leaks_into_store_logs_or_errors(make_gateway: Any, tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    down = FakeProvider(fail=-1)
+    gw = make_gateway(providers={"down": down},
+                      models=[{"name": "down-model", "provider": "down"}],
+                      fallbacks={"down-model": ["smollm2-135m"]}, cache=True)
+    key_id, secret = gw.policy.create_key(team="canary", cache=True)
+    user = gw.as_key(secret)
+    prompt = "Summarise for " + ", ".join(PII)
+    res = user.chat(prompt, max_tokens=16)  # real model
+    user.chat(prompt, max_tokens=16)  # cached
+    res2 = user.chat(prompt, model="down-model", max_tokens=8)  # fails over
+    assert res2.fallback_from == "down-model"
+    s = user.stream(prompt, max_tokens=8)
+    list(s)
+    messages: list[str] = []
+    for attempt in (lambda: gw.as_key(secret + "x"),
+                    lambda: user.chat(prompt, model="nope"),
+                    lambda: user.chat(prompt, temperature=5),
+                    lambda: make_gateway(guardrail_mode="block").chat(prompt)):
+        with pytest.raises(WorkbenchError) as exc:
+            attempt()
+        messages.append(exc.value.message + str(exc.value.to_openai()))
+    gw.policy.revoke_key(key_id)
+    with pytest.raises(WorkbenchError) as exc:
+        gw.as_key(secret)
+    messages.append(exc.value.message)
+    gw.store.dispose()
+
+    blobs = {"data dir": _all_bytes(tmp_path / ".workbench"),
+             "logs": caplog.text.encode(), "errors": "\n".join(messages).encode(),
+             "result": repr(res).encode()}
+    assert len(blobs["data dir"]) > 10_000  # the store really was written
+    for where, blob in blobs.items():
+        for canary in [secret, *PII]:
+            assert canary.encode() not in blob, f"{canary!r} leaked into {where}"
