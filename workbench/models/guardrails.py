@@ -19,6 +19,8 @@ from workbench.errors import ContentBlocked
 
 @dataclass(frozen=True)
 class Finding:
+    """One PII/secret match: its kind and character span in the text."""
+
     kind: str  # EMAIL, PHONE, CARD, IBAN, IP, SECRET
     start: int
     end: int
