@@ -235,3 +235,40 @@ def test_http_streaming_and_embeddings(make_gateway: Any) -> None:
     s = gw.stream("hi")
     assert "".join(s.text()) == "hello" and s.result and s.result.usage["completion_tokens"] == 2
     assert gw.embed("x", model="e").vectors == [[1.0]]
+
+
+def test_tools_and_unknown_fields_pass_through_to_the_upstream(make_gateway: Any) -> None:
+    bodies: list[dict[str, Any]] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(req.content))
+        resp = _completion("")
+        resp["choices"][0]["message"]["tool_calls"] = [
+            {"id": "t1", "type": "function",
+             "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}]
+        return httpx.Response(200, json=resp)
+
+    gw = _http_gateway(make_gateway, handler)
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}}]
+    res = gw.chat("weather in Oslo?", tools=tools, tool_choice="auto", seed=7)
+    assert bodies[0]["tools"] == tools and bodies[0]["tool_choice"] == "auto"
+    assert bodies[0]["seed"] == 7
+    assert res.response["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == \
+        "get_weather"
+
+
+def test_async_api(make_gateway: Any) -> None:
+    import asyncio
+
+    fake = FakeProvider(text="async ok")
+    gw = make_gateway(providers={"fake": fake},
+                      models=FAKE + [{"name": "fake-emb", "provider": "fake", "kind": "embedding"}],
+                      chat_model="fake-model")
+
+    async def main() -> tuple[str, ...]:
+        results = await asyncio.gather(*(gw.achat(f"q{i}") for i in range(5)))
+        emb = await gw.aembed("x", model="fake-emb")
+        return (*[r.text for r in results], str(len(emb.vectors)))
+
+    assert asyncio.run(main()) == ("async ok",) * 5 + ("1",)
