@@ -3,6 +3,7 @@ reports what happened; later capabilities add their steps here."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,7 @@ def _rate_limited(gw: Gateway) -> Step:
 
 def run(gw: Gateway, report: Reporter) -> list[Step]:
     steps: list[Step] = []
+    started = time.time()
 
     def add(step: Step) -> Step:
         steps.append(step)
@@ -83,8 +85,8 @@ def run(gw: Gateway, report: Reporter) -> list[Step]:
     add(_denied_call(gw, secret, key_id))
     add(_redacted_call(gw, secret))
     add(_rate_limited(gw))
-    rows = gw.usage(by=("team", "key", "model"))
-    add(Step("Usage (from the ledger)", True, [], {"usage": rows}))
+    rows = gw.usage(by=("team", "key", "model"), since=started)
+    add(Step("Usage of this tour (from the ledger)", True, [], {"usage": rows}))
     return steps
 
 

@@ -42,9 +42,11 @@ def tour(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         for line in step.lines:
             console.print(line, highlight=False, markup=False)
         if "usage" in step.data:
-            console.print(table(step.data["usage"], ["team", "key", "model", "calls", "ok",
-                                                      "denied", "errors", "tokens_in",
-                                                      "tokens_out", "cost_usd"]))
+            rows = [{"team": r["team"], "key": r["key"], "model": r["model"], "calls": r["calls"],
+                     "ok": r["ok"], "denied": r["denied"], "err": r["errors"],
+                     "tok in": r["tokens_in"], "tok out": r["tokens_out"],
+                     "cost $": r["cost_usd"]} for r in step.data["usage"]]
+            console.print(table(rows, list(rows[0]) if rows else []))
 
     steps = run(gateway(), report)
     if as_json:
