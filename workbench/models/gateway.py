@@ -166,11 +166,13 @@ class Gateway:
 
     def _ledger(self, endpoint: str, outcome: str, *, spec: ModelSpec | None = None,
                 error: WorkbenchError | None = None, trace_id: str, started: float,
-                redactions: int = 0) -> None:
+                redactions: int = 0, tokens_in: int = 0, tokens_out: int = 0,
+                cost_usd: float = 0.0) -> None:
         ledger_mod.record_alone(self.store, ledger_mod.Entry(
             endpoint=endpoint, outcome=outcome, key_id=self.principal.key_id,
             team=self.principal.team, model=spec.name if spec else None,
-            provider=spec.provider if spec else None,
+            provider=spec.provider if spec else None, tokens_in=tokens_in,
+            tokens_out=tokens_out, cost_usd=cost_usd,
             latency_ms=(time.perf_counter() - started) * 1000,
             error_code=error.code if error else None, redactions=redactions,
             trace_id=trace_id))
@@ -386,8 +388,10 @@ class Gateway:
                 n_out = len(pieces)
                 cost = spec.cost(prep.tokens_est, n_out)
                 self.policy.settle(prep.reservation, cost)
+                # The ledger carries the charge too, so usage reports match the budget.
                 self._ledger("chat", "error", spec=spec, trace_id=prep.trace_id,
-                             started=prep.started, error=WorkbenchError(
+                             started=prep.started, tokens_in=prep.tokens_est,
+                             tokens_out=n_out, cost_usd=cost, error=WorkbenchError(
                                  "client disconnected", code="client_disconnected"))
         if not usage:
             usage = {"prompt_tokens": prep.tokens_est, "completion_tokens": len(pieces)}
