@@ -19,6 +19,7 @@ G = Guardrails()
     ("server 192.168.10.42 is down", "IP"),
     ("v6 2001:db8::8a2e:370:7334 here", "IP"),
     ("call +44 20 7946 0958 today", "PHONE"),
+    ("call +44 20 7946 0958.", "PHONE"),
     ("call (555) 123-4567", "PHONE"),
     ("key sk-proj-abcdefghijklmnopqrstuvwx1234", "SECRET"),
     ("aws AKIAIOSFODNN7EXAMPLE", "SECRET"),
@@ -78,3 +79,16 @@ def test_pluggable_recognizer() -> None:
 def test_overlaps_do_not_double_mask() -> None:
     red = G.mask("x jane@example.com 4111111111111111 y")
     assert red.text == "x [EMAIL] [CARD] y"
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 50])
+def test_stream_redactor_masks_pii_split_across_chunks(chunk: int) -> None:
+    from workbench.models.guardrails import StreamRedactor
+
+    text = ("Reach jane.doe@example.com or card 4111 1111 1111 1111, then call "
+            "+44 20 7946 0958. Thanks! " * 3)
+    r = StreamRedactor(G)
+    out = "".join(r.feed(text[i:i + chunk]) for i in range(0, len(text), chunk)) + r.flush()
+    assert out == G.mask(text).text
+    assert "jane.doe" not in out and "4111" not in out
+    assert {f.kind for f in r.findings} >= {"EMAIL", "CARD", "PHONE"}

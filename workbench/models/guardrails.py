@@ -105,7 +105,7 @@ def default_recognizers() -> list[Recognizer]:
             r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{1,4}\b"
             r"|\b(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4})?\b"), ip_ok),
         RegexRecognizer("PHONE", re.compile(
-            r"(?<![\w.])\+?\d{1,3}?[ .-]?\(?\d{2,4}\)?(?:[ .-]?\d{2,4}){2,4}(?![\w.])"), _phone_ok),
+            r"(?<![\w.])\+?\d{1,3}?[ .-]?\(?\d{2,4}\)?(?:[ .-]?\d{2,4}){2,4}(?!\w|\.\d)"), _phone_ok),
     ]
 
 
@@ -172,3 +172,38 @@ class Guardrails:
             # The provider sees the original; only counts are recorded, never the text.
             return Redaction(text, red.findings)
         return red
+
+
+class StreamRedactor:
+    """Masks PII in streamed text without seeing it whole.
+
+    Text is held back until it is at least ``holdback`` characters from the end of what has
+    arrived, and is released only up to a point that no finding spans, so a card number or
+    email split across chunks is still seen (and masked) in one piece. The cost: output lags
+    by ``holdback`` characters, flushed when the stream ends.
+    """
+
+    def __init__(self, guardrails: Guardrails, holdback: int = 64):
+        self.guardrails = guardrails
+        self.holdback = holdback
+        self._pending = ""
+        self.findings: list[Finding] = []
+
+    def _release(self, upto: int) -> str:
+        head, self._pending = self._pending[:upto], self._pending[upto:]
+        red = self.guardrails.mask(head)
+        self.findings.extend(red.findings)
+        return red.text
+
+    def feed(self, text: str) -> str:
+        self._pending += text
+        cut = len(self._pending) - self.holdback
+        if cut <= 0:
+            return ""
+        for f in self.guardrails.scan(self._pending):
+            if f.start < cut < f.end:
+                cut = f.start  # never split a finding
+        return self._release(cut) if cut > 0 else ""
+
+    def flush(self) -> str:
+        return self._release(len(self._pending))
