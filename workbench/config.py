@@ -143,6 +143,12 @@ class Settings(BaseModel):
     max_request_bytes: int = Field(1_000_000, gt=0, description="Largest accepted HTTP request body.")
     default_max_tokens: int = Field(256, gt=0, description="max_tokens when a request gives none.")
     log_level: str = Field("WARNING", description="Python logging level.")
+    tracing: bool = Field(True, description="Record spans (OpenInference) in the local span store.")
+    otlp_endpoint: str | None = Field(
+        None, description="Also export spans over OTLP to this collector, e.g. "
+        "http://localhost:4318 (default: $OTEL_EXPORTER_OTLP_ENDPOINT).")
+    otlp_protocol: Literal["http/protobuf", "grpc"] | None = Field(
+        None, description="OTLP protocol: http/protobuf (default) or grpc (extra [otlp-grpc]).")
     fallbacks: dict[str, list[str]] = Field(
         default_factory=dict,
         description="model -> models tried in order when it fails.",

@@ -30,6 +30,7 @@ from workbench.models.guardrails import Guardrails
 from workbench.models.policy import Policy, Principal, Reservation
 from workbench.models.providers import OpenAICompatibleProvider, Provider
 from workbench.models.types import ChatRequest, ChatResult, EmbeddingRequest, EmbeddingResult
+from workbench.observability import tracing
 from workbench.store import Store, response_cache
 
 log = logging.getLogger("workbench.gateway")
@@ -243,6 +244,7 @@ class Gateway:
         prompt = "\n".join(
             m["content"] if isinstance(m.get("content"), str) else "" for m in messages)
         expected, worst = self._estimate_tokens(spec, prompt, len(messages))
+        tracing.record_request(body, spec.provider)  # the redacted body, on the call's span
         return _Prepared(req=req, body=body, chain=chain, redactions=redactions,
                          reservation=Reservation("", None, None, 0.0, settled=True),
                          trace_id=trace_id, started=started, tokens_est=expected,
@@ -307,7 +309,14 @@ class Gateway:
     def chat(self, messages: Messages, *, model: str | None = None,
              trace_id: str | None = None, **params: Any) -> ChatResult:
         """One governed chat completion. ``messages``: a string, OpenAI messages, or a
-        full request dict; extra keyword arguments are request fields (max_tokens, …)."""
+        full request dict; extra keyword arguments are request fields (max_tokens, …).
+        Traced as an LLM span whose trace id is the result's ``trace_id``: the one passed,
+        else the active span's (e.g. a RAG chain span), else a new one."""
+        with tracing.gateway_call(self, "chat", trace_id, model) as call:
+            return call.done(self._chat(messages, model=model, trace_id=call.trace_id, **params))
+
+    def _chat(self, messages: Messages, *, model: str | None = None,
+              trace_id: str | None = None, **params: Any) -> ChatResult:
         started = time.perf_counter()
         trace_id = trace_id or new_trace_id()
         prep: _Prepared | None = None
@@ -345,7 +354,15 @@ class Gateway:
     def stream(self, messages: Messages, *, model: str | None = None,
                trace_id: str | None = None, **params: Any) -> StreamResult:
         """A governed streaming chat completion. Governance errors raise here, before the
-        first chunk; the reservation is settled when the stream ends or is closed."""
+        first chunk; the reservation is settled when the stream ends or is closed. The LLM
+        span stays open until then and records the time to first token."""
+        call = tracing.start_call(self, "stream", trace_id, model)
+        with call.active():  # an error before the first chunk ends the span here
+            holder = self._stream(messages, model=model, trace_id=call.trace_id, **params)
+        return tracing.traced_stream(call, holder)
+
+    def _stream(self, messages: Messages, *, model: str | None = None,
+                trace_id: str | None = None, **params: Any) -> StreamResult:
         started = time.perf_counter()
         trace_id = trace_id or new_trace_id()
         prep: _Prepared | None = None
@@ -404,6 +421,13 @@ class Gateway:
     # -- embeddings ----------------------------------------------------------------------
     def embed(self, texts: str | list[str], *, model: str | None = None,
               trace_id: str | None = None) -> EmbeddingResult:
+        """Governed embeddings, traced as an EMBEDDING span (texts masked, no vectors)."""
+        with tracing.gateway_call(self, "embed", trace_id, model) as call:
+            tracing.record_embedding_inputs(texts)
+            return call.done_embedding(self._embed(texts, model=model, trace_id=call.trace_id))
+
+    def _embed(self, texts: str | list[str], *, model: str | None = None,
+               trace_id: str | None = None) -> EmbeddingResult:
         started = time.perf_counter()
         trace_id = trace_id or new_trace_id()
         spec: ModelSpec | None = None

@@ -1,0 +1,603 @@
+"""Tracing: OpenTelemetry spans with OpenInference semantic conventions.
+
+One ``trace_id`` flows from the entry point through retrieval and the Gateway and comes
+back to the caller. RAG code opens CHAIN / RETRIEVER spans with :func:`span`; the Gateway
+opens LLM / EMBEDDING spans around every call and nests them under whatever span is
+active, or under the ``trace_id`` the caller passed::
+
+    from workbench.observability import tracing
+
+    with tracing.span("ask", kind="CHAIN", input=question, gateway=gw) as root:
+        with tracing.span("retrieve", kind="RETRIEVER", input=question) as s:
+            s.set_documents([{"id": "doc-1", "score": 0.82}])
+        answer = gw.chat(prompt)          # an LLM span inside the same trace
+        root.set_output(answer.text)
+    root.trace_id == answer.trace_id      # True
+
+Spans go to the local span store (the ``spans`` table; offline, the default) and, when
+``otlp_endpoint`` is set, to any OTLP collector. A workbench :class:`Tracer` never
+installs itself as OpenTelemetry's global provider; it does honour a span opened by the
+application's own OTel instrumentation (the Gateway span nests under it).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextvars
+import json
+import os
+import re
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace as otel_trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
+from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode
+
+from workbench.errors import BadRequest
+from workbench.observability.exporters import (
+    KIND_ATTR,
+    BoundedSpanProcessor,
+    OtlpProtocol,
+    StoreSpanExporter,
+    otlp_exporter,
+)
+from workbench.store import Store
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
+    from workbench.models.gateway import Gateway, StreamResult
+    from workbench.models.types import ChatResult, EmbeddingResult
+
+SPAN_KINDS = ("CHAIN", "RETRIEVER", "RERANKER", "LLM", "EMBEDDING", "TOOL", "AGENT",
+              "GUARDRAIL", "EVALUATOR", "UNKNOWN")
+MAX_ATTRIBUTE_CHARS = 8_000  # prompts/answers beyond this are cut in traces (not in replies)
+MAX_DOCUMENTS = 50
+_TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+# Set just around start_span: the id generator hands this trace id to a new root span.
+_FORCED_TRACE_ID: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "wb_forced_trace_id", default=None)
+# Open root spans by trace id, so a call made with ``trace_id=`` from another thread (no
+# shared context) still nests under the request's root span instead of starting a tree.
+_OPEN_ROOTS: dict[int, SpanContext] = {}
+# The workbench tracer of the innermost open span: child spans default to it.
+_CURRENT_TRACER: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar(
+    "wb_current_tracer", default=None)
+# The Gateway call in progress, so the Gateway can record its redacted request on it.
+_CURRENT_CALL: contextvars.ContextVar[GatewayCall | None] = contextvars.ContextVar(
+    "wb_gateway_call", default=None)
+
+
+class _IdGenerator(RandomIdGenerator):
+    def generate_trace_id(self) -> int:
+        forced = _FORCED_TRACE_ID.get()
+        return forced if forced is not None else super().generate_trace_id()
+
+
+def normalize_trace_id(trace_id: str) -> str:
+    """A W3C trace id (32 lower-case hex; UUIDs with dashes are accepted)."""
+    tid = trace_id.strip().lower().replace("-", "")
+    if not _TRACE_ID_RE.match(tid) or tid == "0" * 32:
+        raise BadRequest(f"trace_id {trace_id[:64]!r} is not a W3C trace id: use 32 hex "
+                         "characters (e.g. the trace_id a previous call returned)")
+    return tid
+
+
+def _truncate(value: str) -> str:
+    if len(value) <= MAX_ATTRIBUTE_CHARS:
+        return value
+    return value[:MAX_ATTRIBUTE_CHARS] + f"… [{len(value) - MAX_ATTRIBUTE_CHARS} chars cut]"
+
+
+def _attr(value: Any) -> Any:
+    """OTel attributes are scalars or homogeneous lists; everything else becomes JSON."""
+    if isinstance(value, str):
+        return _truncate(value)
+    if isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return [_truncate(v) for v in value]
+    return _truncate(json.dumps(value, default=str, ensure_ascii=False))
+
+
+@dataclass
+class SpanHandle:
+    """What ``with span(...) as s`` yields: ids and setters in OpenInference terms."""
+
+    otel: Any  # opentelemetry.trace.Span
+    trace_id: str
+    span_id: str
+
+    @property
+    def recording(self) -> bool:
+        return bool(self.otel.is_recording())
+
+    def set(self, key: str, value: Any) -> SpanHandle:
+        if value is not None and self.otel.is_recording():
+            self.otel.set_attribute(key, _attr(value))
+        return self
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> SpanHandle:
+        if self.otel.is_recording():  # one call: the SDK takes its span lock once
+            self.otel.set_attributes({k: _attr(v) for k, v in attributes.items()
+                                      if v is not None})
+        return self
+
+    def set_input(self, value: Any) -> SpanHandle:
+        mime = "text/plain" if isinstance(value, str) else "application/json"
+        return self.set("input.value", value).set("input.mime_type", mime)
+
+    def set_output(self, value: Any) -> SpanHandle:
+        mime = "text/plain" if isinstance(value, str) else "application/json"
+        return self.set("output.value", value).set("output.mime_type", mime)
+
+    def set_documents(self, documents: list[Mapping[str, Any]],
+                      prefix: str = "retrieval.documents") -> SpanHandle:
+        """Retrieved documents: dicts with ``id``, ``score`` and optionally ``content``
+        and ``metadata`` (the first :data:`MAX_DOCUMENTS`)."""
+        for i, doc in enumerate(documents[:MAX_DOCUMENTS]):
+            for key in ("id", "score", "content", "metadata"):
+                if doc.get(key) is not None:
+                    self.set(f"{prefix}.{i}.document.{key}", doc[key])
+        return self
+
+    def add_event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
+        if self.otel.is_recording():
+            self.otel.add_event(name, {k: _attr(v) for k, v in (attributes or {}).items()})
+
+    def error(self, exc: BaseException) -> None:
+        """Mark the span failed. Only the exception type and workbench messages (which
+        never contain secrets) are recorded, never a traceback with local values."""
+        if not self.otel.is_recording():
+            return
+        message = getattr(exc, "message", None) or type(exc).__name__
+        self.otel.set_status(Status(StatusCode.ERROR, _truncate(str(message))))
+        self.otel.add_event("exception", {"exception.type": type(exc).__name__,
+                                          "exception.message": _truncate(str(message))})
+        code = getattr(exc, "code", None)
+        if code:
+            self.otel.set_attribute("workbench.error_code", str(code))
+
+
+class Tracer:
+    """Spans for one store (and optionally one OTLP collector)."""
+
+    def __init__(self, store: Store | None, *, enabled: bool = True,
+                 otlp_endpoint: str | None = None, otlp_protocol: OtlpProtocol = "http/protobuf",
+                 otlp_timeout_s: float = 3.0, otlp_headers: dict[str, str] | None = None,
+                 service_name: str = "workbench", max_queue: int = 4096):
+        from workbench import __version__
+
+        self.enabled = enabled
+        self.service_name = service_name
+        self.otlp_endpoint = otlp_endpoint
+        self._provider = TracerProvider(
+            sampler=ALWAYS_ON if enabled else ALWAYS_OFF,
+            resource=Resource.create({"service.name": service_name,
+                                      "service.version": __version__}),
+            id_generator=_IdGenerator(),
+            span_limits=SpanLimits(max_attributes=512, max_events=64),
+            shutdown_on_exit=False,  # our atexit hook flushes with a short, bounded wait
+        )
+        self.processors: dict[str, BoundedSpanProcessor] = {}
+        if enabled and store is not None:
+            self._add("store", BoundedSpanProcessor(
+                StoreSpanExporter(store, service_name), name="store", overflow="inline",
+                max_queue=max_queue))
+        if enabled and otlp_endpoint:
+            self._add("otlp", BoundedSpanProcessor(
+                otlp_exporter(otlp_endpoint, otlp_protocol, otlp_timeout_s, otlp_headers),
+                name="otlp", overflow="drop", max_queue=2048, batch_size=512))
+        self._otel = self._provider.get_tracer("workbench", __version__)
+        _LIVE.add(self)
+
+    def _add(self, name: str, processor: BoundedSpanProcessor) -> None:
+        self.processors[name] = processor
+        self._provider.add_span_processor(processor)
+
+    # -- spans ---------------------------------------------------------------------------
+    def _parent(self, trace_id: str | None) -> tuple[Any, int | None]:
+        """(parent context, forced trace id) for a new span."""
+        if trace_id is None:
+            return None, None  # the current context: nest under the active span, if any
+        tid = int(normalize_trace_id(trace_id), 16)
+        current = otel_trace.get_current_span().get_span_context()
+        if current.is_valid and current.trace_id == tid:
+            return None, None
+        root = _OPEN_ROOTS.get(tid)
+        if root is not None:
+            return otel_trace.set_span_in_context(NonRecordingSpan(root),
+                                                  otel_context.Context()), None
+        return otel_context.Context(), tid
+
+    def start(self, name: str, kind: str = "CHAIN", *,
+              attributes: Mapping[str, Any] | None = None,
+              trace_id: str | None = None) -> SpanHandle:
+        """Start a span without making it current (see :meth:`span` for the usual form)."""
+        kind = kind.upper()
+        if kind not in SPAN_KINDS:
+            raise BadRequest(f"unknown span kind {kind!r}; use one of {', '.join(SPAN_KINDS)}")
+        parent, forced = self._parent(trace_id)
+        token = _FORCED_TRACE_ID.set(forced)
+        try:
+            otel_span = self._otel.start_span(name, context=parent,
+                                              attributes={KIND_ATTR: kind})
+        finally:
+            _FORCED_TRACE_ID.reset(token)
+        ctx = otel_span.get_span_context()
+        handle = SpanHandle(otel_span, f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}")
+        if otel_span.is_recording() and getattr(otel_span, "parent", None) is None:
+            _OPEN_ROOTS.setdefault(ctx.trace_id, ctx)
+        if attributes:
+            handle.set_attributes(attributes)
+        return handle
+
+    @staticmethod
+    def end(handle: SpanHandle) -> None:
+        ctx = handle.otel.get_span_context()
+        if _OPEN_ROOTS.get(ctx.trace_id) == ctx:
+            _OPEN_ROOTS.pop(ctx.trace_id, None)
+        handle.otel.end()
+
+    @contextmanager
+    def activate(self, handle: SpanHandle) -> Iterator[SpanHandle]:
+        """Make ``handle`` the current span (children nest under it) for the block."""
+        token = otel_context.attach(otel_trace.set_span_in_context(handle.otel))
+        tracer_token = _CURRENT_TRACER.set(self)
+        try:
+            yield handle
+        finally:
+            _CURRENT_TRACER.reset(tracer_token)
+            otel_context.detach(token)
+
+    @contextmanager
+    def span(self, name: str, kind: str = "CHAIN", *, attributes: Mapping[str, Any] | None = None,
+             input: Any = None, trace_id: str | None = None) -> Iterator[SpanHandle]:
+        """Open a span for the block; an exception marks it ERROR and propagates."""
+        handle = self.start(name, kind, attributes=attributes, trace_id=trace_id)
+        if input is not None:
+            handle.set_input(input)
+        try:
+            with self.activate(handle):
+                yield handle
+        except BaseException as exc:
+            handle.error(exc)
+            raise
+        finally:
+            self.end(handle)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until finished spans are written (call before reading traces back)."""
+        deadline = time.monotonic() + timeout_s
+        ok = True
+        for proc in self.processors.values():
+            left = max(deadline - time.monotonic(), 0.0)
+            ok = proc.force_flush(int(left * 1000)) and ok
+        return ok
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Per exporter: exported / failed / dropped / inline / queued span counts."""
+        return {name: proc.stats() for name, proc in self.processors.items()}
+
+    def shutdown(self, timeout_s: float = 2.0) -> None:
+        for proc in self.processors.values():
+            proc.shutdown(int(timeout_s * 1000))
+        _LIVE.discard(self)
+
+    def __repr__(self) -> str:
+        return (f"Tracer(enabled={self.enabled}, exporters={sorted(self.processors)}, "
+                f"otlp={self.otlp_endpoint!r})")
+
+
+_LIVE: weakref.WeakSet[Tracer] = weakref.WeakSet()
+_BY_STORE: weakref.WeakKeyDictionary[Store, Tracer] = weakref.WeakKeyDictionary()
+_BY_STORE_LOCK = threading.Lock()
+
+
+@atexit.register
+def _flush_all_at_exit() -> None:
+    # The local store is fast; a remote collector gets a short, bounded chance.
+    for tracer in list(_LIVE):
+        tracer.flush(timeout_s=3.0)
+
+
+def tracer_for(store: Store, settings: Settings | None = None) -> Tracer:
+    """The tracer for this store (one per store, created on first use from settings)."""
+    with _BY_STORE_LOCK:
+        tracer = _BY_STORE.get(store)
+        if tracer is None:
+            # Settings first, then OpenTelemetry's standard variables.
+            endpoint = (getattr(settings, "otlp_endpoint", None)
+                        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+            protocol = (getattr(settings, "otlp_protocol", None)
+                        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf")
+            tracer = Tracer(
+                store,
+                enabled=bool(getattr(settings, "tracing", True)),
+                otlp_endpoint=endpoint or None,
+                otlp_protocol=protocol,  # type: ignore[arg-type]  # checked by otlp_exporter
+                service_name=os.environ.get("OTEL_SERVICE_NAME") or "workbench",
+            )
+            _BY_STORE[store] = tracer
+        return tracer
+
+
+def set_tracer(store: Store, tracer: Tracer) -> Tracer:
+    """Use ``tracer`` for ``store`` (e.g. one with an OTLP endpoint set in code)."""
+    with _BY_STORE_LOCK:
+        old = _BY_STORE.get(store)
+        _BY_STORE[store] = tracer
+    if old is not None and old is not tracer:
+        old.flush(1.0)
+    return tracer
+
+
+def default_tracer(gateway: Gateway | None = None) -> Tracer:
+    """The tracer of ``gateway``; else of the innermost open workbench span; else the one
+    for the store in the current settings."""
+    if gateway is not None:
+        return tracer_for(gateway.store, gateway.settings)
+    current = _CURRENT_TRACER.get()
+    if current is not None:
+        return current
+    from workbench.config import load_settings
+
+    settings = load_settings()
+    url = settings.resolved_store_url
+    with _BY_STORE_LOCK:
+        for store, tracer in _BY_STORE.items():
+            if store.url == url or store.url == url.replace("postgresql://",
+                                                            "postgresql+psycopg://"):
+                return tracer
+    return tracer_for(Store(url), settings)
+
+
+@contextmanager
+def span(name: str, kind: str = "CHAIN", *, attributes: Mapping[str, Any] | None = None,
+         input: Any = None, trace_id: str | None = None, gateway: Gateway | None = None,
+         tracer: Tracer | None = None) -> Iterator[SpanHandle]:
+    """Open a CHAIN / RETRIEVER / TOOL / ... span; see the module docstring."""
+    with (tracer or default_tracer(gateway)).span(
+            name, kind, attributes=attributes, input=input, trace_id=trace_id) as handle:
+        yield handle
+
+
+def current_trace_id() -> str | None:
+    """The trace id of the active span, if any (what the Gateway will join)."""
+    ctx = otel_trace.get_current_span().get_span_context()
+    return f"{ctx.trace_id:032x}" if ctx.is_valid else None
+
+
+# -- the Gateway's spans -----------------------------------------------------------------
+@dataclass
+class GatewayCall:
+    """The span around one Gateway call (chat, stream or embed)."""
+
+    gateway: Gateway
+    operation: str
+    tracer: Tracer
+    handle: SpanHandle
+    started: float = field(default_factory=time.perf_counter)
+    first_token_ms: float | None = None
+    ended: bool = False
+
+    @property
+    def trace_id(self) -> str:
+        return self.handle.trace_id
+
+    @contextmanager
+    def active(self) -> Iterator[GatewayCall]:
+        """Current for the block (the Gateway records its request on it); an exception
+        marks the span failed and ends it."""
+        token = _CURRENT_CALL.set(self)
+        try:
+            with self.tracer.activate(self.handle):
+                yield self
+        except BaseException as exc:
+            self.failed(exc)
+            raise
+        finally:
+            _CURRENT_CALL.reset(token)
+
+    def _output_text(self, result: ChatResult) -> str:
+        gw = self.gateway
+        # Non-streamed answers were masked by the Gateway (_mask_output) unless output
+        # guardrails are off; streamed text is sent as generated. Traces always get the
+        # masked version.
+        masked = (self.operation != "stream" and gw.settings.output_guardrails
+                  and gw._mode() != "off")
+        return result.text if masked else gw.guardrails.mask(result.text).text
+
+    def done(self, result: ChatResult) -> ChatResult:
+        h = self.handle
+        if h.recording:
+            text = self._output_text(result)
+            usage = result.usage
+            h.otel.update_name(f"{self.operation} {result.model}")
+            h.set_attributes({
+                "llm.model_name": result.model,
+                "llm.response.model_name": result.response.get("model"),
+                "llm.token_count.prompt": int(usage.get("prompt_tokens") or 0),
+                "llm.token_count.completion": int(usage.get("completion_tokens") or 0),
+                "llm.token_count.total": int(usage.get("prompt_tokens") or 0)
+                + int(usage.get("completion_tokens") or 0),
+                "llm.cost.total": result.cost_usd,
+                "llm.output_messages.0.message.role": "assistant",
+                "llm.output_messages.0.message.content": text,
+                "output.value": text, "output.mime_type": "text/plain",
+                "workbench.latency_ms": round(result.latency_ms, 3),
+                "workbench.cached": result.cached,
+                "workbench.fallback_from": result.fallback_from,
+                "workbench.ttft_ms": self.first_token_ms,
+            })
+            choices = result.response.get("choices") or [{}]
+            h.set("llm.finish_reason", choices[0].get("finish_reason"))
+            if result.redactions:
+                h.set("workbench.redactions", json.dumps(result.redactions, sort_keys=True))
+            h.otel.set_status(Status(StatusCode.OK))
+        self.end()
+        return result
+
+    def done_embedding(self, result: EmbeddingResult) -> EmbeddingResult:
+        h = self.handle
+        if h.recording:
+            h.otel.update_name(f"embed {result.model}")
+            usage = result.response.get("usage") or {}
+            h.set_attributes({"embedding.model_name": result.model,
+                              "llm.token_count.prompt": int(usage.get("prompt_tokens") or 0),
+                              "llm.token_count.total": int(usage.get("total_tokens") or 0),
+                              "workbench.latency_ms": round(result.latency_ms, 3),
+                              "workbench.vectors": len(result.response.get("data") or [])})
+            h.otel.set_status(Status(StatusCode.OK))
+        self.end()
+        return result
+
+    def failed(self, exc: BaseException) -> None:
+        self.handle.error(exc)
+        self.end()
+
+    def end(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self.tracer.end(self.handle)
+
+
+def start_call(gateway: Gateway, operation: str, trace_id: str | None,
+               model: str | None = None) -> GatewayCall:
+    """Open the LLM/EMBEDDING span for a Gateway call (ids resolve here)."""
+    tracer = tracer_for(gateway.store, gateway.settings)
+    kind = "EMBEDDING" if operation == "embed" else "LLM"
+    handle = tracer.start(operation, kind, trace_id=trace_id)
+    if handle.recording:
+        principal = gateway.principal
+        handle.set_attributes({"llm.system": "workbench", "llm.provider": None,
+                               "llm.request.model_name": model,
+                               "workbench.operation": operation,
+                               "workbench.team": principal.team,
+                               "workbench.key_id": principal.key_id})
+    return GatewayCall(gateway, operation, tracer, handle)
+
+
+@contextmanager
+def gateway_call(gateway: Gateway, operation: str, trace_id: str | None,
+                 model: str | None = None) -> Iterator[GatewayCall]:
+    """``with`` form of :func:`start_call` for chat and embed: errors mark the span."""
+    call = start_call(gateway, operation, trace_id, model)
+    try:
+        with call.active():
+            yield call
+    finally:
+        call.end()
+
+
+def record_request(body: Mapping[str, Any], provider: str | None = None) -> None:
+    """Called by the Gateway with the upstream body after input guardrails ran: records
+    the model, parameters and messages on the current call's span. Messages are masked
+    again here when the principal's mode let PII through (log-only / off): traces never
+    hold raw PII."""
+    call = _CURRENT_CALL.get()
+    if call is None or not call.handle.recording:
+        return
+    h = call.handle
+    gw = call.gateway
+    remask = gw._mode() != "mask"
+    params = {k: body[k] for k in ("max_tokens", "temperature", "top_p", "stop", "seed",
+                                   "response_format") if body.get(k) is not None}
+    h.set_attributes({"llm.provider": provider, "llm.invocation_parameters": params})
+    last_user = ""
+    for i, msg in enumerate(body.get("messages") or []):
+        content = msg.get("content")
+        if isinstance(content, list):
+            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        text = str(content or "")
+        if remask:
+            text = gw.guardrails.mask(text).text
+        h.set(f"llm.input_messages.{i}.message.role", msg.get("role"))
+        h.set(f"llm.input_messages.{i}.message.content", text)
+        if msg.get("role") == "user":
+            last_user = text
+    h.set_input(last_user)
+
+
+def record_embedding_inputs(texts: Any) -> None:
+    """The texts of an embedding call, masked (the vectors are never recorded). Runs
+    before the Gateway validates the request, so anything but strings is skipped."""
+    call = _CURRENT_CALL.get()
+    if call is None or not call.handle.recording:
+        return
+    items = [texts] if isinstance(texts, str) else texts if isinstance(texts, list) else []
+    mask = call.gateway.guardrails.mask
+    for i, t in enumerate(items[:MAX_DOCUMENTS]):
+        if isinstance(t, str):
+            call.handle.set(f"embedding.embeddings.{i}.embedding.text", mask(t).text)
+
+
+def traced_stream(call: GatewayCall, holder: StreamResult) -> StreamResult:
+    """Keep the span open while the caller iterates; record time to first token."""
+    holder._chunks = _TracedChunks(call, holder, holder._chunks)
+    return holder
+
+
+class _TracedChunks(Iterator[dict[str, Any]]):
+    def __init__(self, call: GatewayCall, holder: StreamResult, inner: Iterator[dict[str, Any]]):
+        self._call = call
+        self._holder = holder
+        self._inner = inner
+
+    def __next__(self) -> dict[str, Any]:
+        call = self._call
+        try:
+            chunk = next(self._inner)
+        except StopIteration:
+            if self._holder.result is not None:
+                call.done(self._holder.result)
+            call.end()
+            raise
+        except BaseException as exc:
+            call.failed(exc)
+            raise
+        if call.first_token_ms is None and any(
+                (c.get("delta") or {}).get("content") for c in chunk.get("choices") or []):
+            call.first_token_ms = round((time.perf_counter() - call.started) * 1000, 3)
+        return chunk
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if close:
+            close()
+        if not self._call.ended:
+            self._call.handle.error(_ClientGone("stream closed before the end"))
+            self._call.end()
+
+    def __del__(self) -> None:
+        # A stream that is dropped unread still ends its span (and is marked so).
+        if not self._call.ended:
+            self.close()
+
+
+class _ClientGone(Exception):
+    code = "client_disconnected"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+__all__ = [
+    "SPAN_KINDS", "GatewayCall", "SpanHandle", "Tracer", "current_trace_id", "default_tracer",
+    "gateway_call", "normalize_trace_id", "record_embedding_inputs", "record_request", "set_tracer",
+    "span", "start_call", "traced_stream", "tracer_for",
+]
