@@ -10,12 +10,13 @@ import sys
 
 import typer
 
-from workbench.cli import gateway_cmds, observability_cmds, setup_cmds
+from workbench.cli import gateway_cmds, observability_cmds, retrieval_cmds, setup_cmds
 from workbench.cli.common import app, err_console
 from workbench.errors import WorkbenchError
 
 gateway_cmds.register(app)
 setup_cmds.register(app)
+retrieval_cmds.register(app)
 observability_cmds.register(app)
 
 

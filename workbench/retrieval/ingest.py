@@ -1,0 +1,439 @@
+"""Incremental ingestion: files -> chunks -> vectors (through the Gateway) -> LanceDB.
+
+Identity and change detection:
+- a document is identified by its resolved path (``doc_id``) and versioned by the
+  sha256 of its bytes (``doc_hash``): an unchanged file is skipped before it is parsed;
+- a changed file's chunks replace its old ones in ONE ``merge_insert`` commit (upsert by
+  chunk id + delete the document's leftovers), so readers never see half a document;
+- vectors are cached by (model, sha256 of the embedded text) in the SQL store and written
+  after every embedding batch, so a killed run loses at most one batch of work and the
+  next run resumes where it stopped. Lance commits are atomic: a kill between commits
+  leaves the table at its last committed version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import BadRequest
+from workbench.models.gateway import Gateway, new_trace_id
+from workbench.retrieval.cache import EmbeddingCache
+from workbench.retrieval.chunking import ChunkingConfig, chunk_text
+from workbench.retrieval.collections import (
+    DEFAULT_COLLECTION,
+    ChunkingMismatch,
+    CollectionMeta,
+    Collections,
+    EmbeddingMismatch,
+    check_dim,
+    check_model,
+    check_name,
+)
+from workbench.retrieval.loaders import Skip, doc_type, load_bytes, read_file
+
+IGNORED_DIRS = frozenset({
+    "node_modules", "__pycache__", "site", "build", "dist", "__marimo__", "venv", "env",
+})
+# Measured in benchmarks/retrieval_bench.py: below this, brute-force vector search is
+# already a few ms and an index only costs build time and recall.
+VECTOR_INDEX_MIN_ROWS = 20_000
+
+
+@dataclass
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    collection: str
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    removed: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    missing_paths: list[str] = field(default_factory=list)
+    chunks_written: int = 0
+    chunks_embedded: int = 0
+    cache_hits: int = 0
+    embed_calls: int = 0
+    total_chunks: int = 0
+    created: bool = False
+    indexes_built: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    trace_id: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """False when a named path was missing or nothing at all could be ingested."""
+        return not self.missing_paths and bool(self.added or self.updated or self.unchanged
+                                               or self.removed)
+
+    def skipped_by_reason(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for s in self.skipped:
+            out.setdefault(s.reason, []).append(s.path)
+        return out
+
+    def summary_lines(self, max_examples: int = 3) -> list[str]:
+        lines = [
+            f"collection {self.collection!r}: {len(self.added)} added, {len(self.updated)} "
+            f"updated, {self.unchanged} unchanged, {len(self.removed)} removed, "
+            f"{len(self.skipped)} skipped",
+            f"chunks: {self.chunks_written} written, {self.chunks_embedded} embedded, "
+            f"{self.cache_hits} from the embedding cache; {self.total_chunks} in the "
+            f"collection ({self.embed_calls} embedding calls, {self.seconds:.1f} s)",
+        ]
+        if self.indexes_built:
+            lines.append("indexes built: " + ", ".join(self.indexes_built))
+        for reason, paths in sorted(self.skipped_by_reason().items()):
+            more = f" (+{len(paths) - max_examples} more)" if len(paths) > max_examples else ""
+            lines.append(f"skipped {len(paths)} - {reason}: "
+                         f"{', '.join(paths[:max_examples])}{more}")
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        data = asdict(self)
+        data["ok"] = self.ok
+        return data
+
+    def __repr__(self) -> str:
+        return "IngestReport(" + "; ".join(self.summary_lines()) + ")"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return "<pre>" + html.escape("\n".join(self.summary_lines(10))) + "</pre>"
+
+
+@dataclass
+class _Doc:
+    doc_id: str
+    source: str
+    path: str
+    doc_hash: str
+    title: str
+    doc_type: str
+    rows: list[dict[str, Any]]
+    is_new: bool
+
+
+def doc_id_for(path: Path) -> str:
+    return hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]
+
+
+def _hash(text: str | bytes) -> str:
+    data = text.encode() if isinstance(text, str) else text
+    return hashlib.sha256(data).hexdigest()
+
+
+def _sql_list(values: Iterable[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+def discover(paths: Sequence[str | Path]) -> tuple[list[tuple[str, Path]], list[Skipped],
+                                                    list[str], list[Path]]:
+    """(source, path) of every file to consider, skipped files, missing paths, dir roots.
+
+    Hidden files and folders (``.git``, ``.venv``…) and build output are left out quietly;
+    files of an unsupported type inside a folder are listed as skipped."""
+    found: list[tuple[str, Path]] = []
+    skipped: list[Skipped] = []
+    missing: list[str] = []
+    roots: list[Path] = []
+    seen: set[str] = set()
+
+    def add(source: str, path: Path) -> None:
+        key = os.path.realpath(path)
+        if key in seen:
+            return
+        seen.add(key)
+        if doc_type(path) is None:
+            skipped.append(Skipped(source, f"unsupported file type {path.suffix or '(none)'}"))
+        else:
+            found.append((source, path))
+
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            roots.append(p.resolve())
+            for dirpath, dirnames, filenames in os.walk(p):
+                dirnames[:] = sorted(d for d in dirnames
+                                     if not d.startswith(".") and d not in IGNORED_DIRS)
+                for name in sorted(filenames):
+                    if not name.startswith("."):
+                        f = Path(dirpath) / name
+                        add(str(f), f)
+        elif p.exists() or p.is_symlink():
+            add(str(p), p)
+        else:
+            missing.append(str(raw))
+            skipped.append(Skipped(str(raw), "path not found"))
+    return found, skipped, missing, roots
+
+
+def _context(title: str, heading: str) -> str:
+    parts = [title] + [h for h in heading.split(" > ") if h]
+    dedup = [p for i, p in enumerate(parts) if p and p not in parts[:i]]
+    return " > ".join(dedup)
+
+
+def embed_text(title: str, heading: str, text: str) -> str:
+    """What the embedder sees: the chunk with its title/heading path in front, so a
+    chunk that says "Run it with --fast" still knows it is about "Install > Flags"."""
+    ctx = _context(title, heading)
+    return f"{ctx}\n\n{text}" if ctx else text
+
+
+class _Writer:
+    """Commits finished documents to the collection table (creating it on first use)."""
+
+    def __init__(self, cols: Collections, name: str, meta: CollectionMeta | None,
+                 model: str, chunking: ChunkingConfig):
+        self.cols, self.name, self.meta = cols, name, meta
+        self.model, self.chunking = model, chunking
+        self.table: Any = cols.open(name) if meta else None
+        self.created = False
+        self.changed = False
+
+    def dim_check(self, dim: int) -> None:
+        if self.meta is not None:
+            check_dim(self.meta, dim, self.model)
+
+    def commit(self, docs: list[_Doc]) -> None:
+        import pyarrow as pa
+
+        rows = [r for d in docs for r in d.rows]
+        if not docs:
+            return
+        if self.table is None:
+            dim = len(rows[0]["vector"])
+            self.meta = CollectionMeta(name=self.name, embed_model=self.model, dim=dim,
+                                       chunking=self.chunking.as_dict())
+            from workbench.retrieval.collections import row_schema
+
+            data = pa.Table.from_pylist(rows, schema=row_schema(self.meta))
+            self.table = self.cols.create(self.meta, data)
+            self.created = True
+        else:
+            from workbench.retrieval.collections import row_schema
+
+            assert self.meta is not None
+            data = pa.Table.from_pylist(rows, schema=row_schema(self.meta))
+            ids = _sql_list(d.doc_id for d in docs)
+            (self.table.merge_insert("id")
+             .when_matched_update_all()
+             .when_not_matched_insert_all()
+             .when_not_matched_by_source_delete(f"doc_id IN ({ids})")
+             .execute(data))
+        self.changed = True
+
+    def delete_docs(self, doc_ids: list[str]) -> None:
+        if doc_ids and self.table is not None:
+            self.table.delete(f"doc_id IN ({_sql_list(doc_ids)})")
+            self.changed = True
+
+
+def _existing_docs(table: Any) -> dict[str, tuple[str, str, str]]:
+    """doc_id -> (doc_hash, source, path) for every document in the table."""
+    if table is None:
+        return {}
+    cols = table.search().select(["doc_id", "doc_hash", "source", "path"]).limit(None).to_arrow()
+    return {d: (h, s, p) for d, h, s, p in zip(
+        cols.column("doc_id").to_pylist(), cols.column("doc_hash").to_pylist(),
+        cols.column("source").to_pylist(), cols.column("path").to_pylist(), strict=True)}
+
+
+def maintain_indexes(table: Any, *, vector_index_min_rows: int = VECTOR_INDEX_MIN_ROWS
+                     ) -> list[str]:
+    """FTS index always; a vector index once the table is big enough; then compact and
+    fold new rows into existing indexes (``optimize``)."""
+    from lancedb.index import FTS, HnswSq
+
+    built = []
+    have = {tuple(i.columns): i.index_type for i in table.list_indices()}
+    if ("text",) not in have:
+        table.create_index("text", config=FTS(), replace=True)
+        built.append("fts(text)")
+    if ("vector",) not in have and table.count_rows() >= vector_index_min_rows:
+        table.create_index("vector", config=HnswSq(distance_type="cosine"))
+        built.append("IVF_HNSW_SQ(vector, cosine)")
+    table.optimize()
+    return built
+
+
+def _resolve_setup(gw: Gateway, cols: Collections, collection: str,
+                   chunking: ChunkingConfig | None, embed_model: str | None
+                   ) -> tuple[CollectionMeta | None, str, ChunkingConfig]:
+    meta = cols.require_meta(collection) if cols.exists(collection) else None
+    if meta is None:
+        model = embed_model or gw.settings.default_embed_model
+        gw.spec(model, kind="embedding")  # unknown / non-embedding model: fail before work
+        return None, model, chunking or ChunkingConfig()
+    model = check_model(meta, embed_model)
+    recorded = ChunkingConfig.model_validate(meta.chunking)
+    if chunking is not None and chunking != recorded:
+        raise ChunkingMismatch(
+            f"collection {collection!r} was built with chunking {recorded.as_dict()}; "
+            f"got {chunking.as_dict()}. Use another collection name to compare strategies, "
+            f"or `workbench collections drop {collection}` and ingest again")
+    return meta, model, recorded
+
+
+def _load(source: str, path: Path, data: bytes, doc_hash: str, doc_id: str, cfg: ChunkingConfig,
+          is_new: bool, now: float) -> _Doc:
+    import bisect
+
+    loaded = load_bytes(data, path)
+    rows = []
+    for i, ch in enumerate(chunk_text(loaded.text, cfg)):
+        etext = embed_text(loaded.title, ch.heading, ch.text)
+        page = (bisect.bisect_right(loaded.page_starts, ch.start) if loaded.page_starts
+                else None)
+        rows.append({
+            "id": f"{doc_id}:{i}", "doc_id": doc_id, "source": source,
+            "path": str(path.resolve()), "title": loaded.title, "heading": ch.heading,
+            "doc_type": loaded.doc_type, "chunk_index": i, "start": ch.start, "end": ch.end,
+            "page": page, "n_tokens": ch.n_tokens, "text": ch.text,
+            "chunk_hash": _hash(etext), "doc_hash": doc_hash, "ingested_at": now,
+            "vector": None, "_embed_text": etext,
+        })
+    if not rows:
+        raise Skip("no text found")
+    return _Doc(doc_id, source, str(path.resolve()), doc_hash, loaded.title, loaded.doc_type,
+                rows, is_new)
+
+
+def ingest(gw: Gateway, paths: Sequence[str | Path], *, collection: str = DEFAULT_COLLECTION,
+           chunking: ChunkingConfig | None = None, embed_model: str | None = None,
+           prune: bool = False, batch_size: int = 32, commit_every: int = 256,
+           commit_interval_s: float = 5.0, progress: bool | None = None,
+           vector_index_min_rows: int = VECTOR_INDEX_MIN_ROWS) -> IngestReport:
+    """Ingest files and folders into ``collection`` (created on first use).
+
+    Re-running is idempotent: unchanged files are skipped, changed ones replace their old
+    chunks, and with ``prune=True`` documents whose files vanished from the given folders
+    are removed. ``chunking``/``embed_model`` default to the collection's recorded ones.
+    """
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    check_name(collection)
+    if batch_size < 1 or commit_every < 1:
+        raise BadRequest("batch_size and commit_every must be at least 1")
+    cols = Collections.for_settings(gw.settings)
+    meta, model, cfg = _resolve_setup(gw, cols, collection, chunking, embed_model)
+    report = IngestReport(collection=collection, trace_id=new_trace_id())
+    files, skipped, report.missing_paths, roots = discover(paths)
+    report.skipped.extend(skipped)
+    writer = _Writer(cols, collection, meta, model, cfg)
+    existing = _existing_docs(writer.table)
+    seen_ids: set[str] = set()
+    docs: list[_Doc] = []
+    emptied: list[str] = []
+    now = time.time()
+    disable = None if progress is None else not progress
+    for source, path in tqdm(files, desc=f"reading ({collection})", unit="file",
+                             disable=disable if len(files) > 20 else True, leave=False):
+        doc_id = doc_id_for(path)
+        seen_ids.add(doc_id)
+        try:
+            data = read_file(path)
+            doc_hash = _hash(data)
+            if doc_id in existing and existing[doc_id][0] == doc_hash:
+                report.unchanged += 1
+                continue
+            docs.append(_load(source, path, data, doc_hash, doc_id, cfg,
+                              doc_id not in existing, now))
+        except Skip as skip:
+            reason = skip.reason
+            if doc_id in existing and skip.reason in ("empty file", "no text found"):
+                emptied.append(doc_id)  # the file is empty now: its old chunks are stale
+                reason += " (its old chunks were removed)"
+            report.skipped.append(Skipped(source, reason))
+
+    cache = EmbeddingCache(gw.store)
+    all_hashes = [r["chunk_hash"] for d in docs for r in d.rows]
+    vectors: dict[str, Any] = dict(cache.get(model, all_hashes))
+    report.cache_hits = sum(1 for h in all_hashes if h in vectors)
+    todo: dict[str, str] = {}
+    for d in docs:
+        for r in d.rows:
+            if r["chunk_hash"] not in vectors:
+                todo.setdefault(r["chunk_hash"], r["_embed_text"])
+
+    ready: list[_Doc] = []
+    next_doc = 0
+    last_commit = time.monotonic()
+
+    def flush(force: bool) -> None:
+        nonlocal next_doc, last_commit
+        while next_doc < len(docs) and all(r["chunk_hash"] in vectors
+                                           for r in docs[next_doc].rows):
+            ready.append(docs[next_doc])
+            next_doc += 1
+        n_ready = sum(len(d.rows) for d in ready)
+        if ready and (force or n_ready >= commit_every
+                      or time.monotonic() - last_commit >= commit_interval_s):
+            for d in ready:
+                for r in d.rows:
+                    r["vector"] = vectors[r["chunk_hash"]]
+                    r.pop("_embed_text", None)
+                writer.dim_check(len(d.rows[0]["vector"]))
+            writer.commit(ready)
+            report.chunks_written += n_ready
+            for d in ready:
+                (report.added if d.is_new else report.updated).append(d.source)
+            ready.clear()
+            last_commit = time.monotonic()
+
+    flush(force=False)
+    items = list(todo.items())
+    with tqdm(total=len(items), desc=f"embedding ({collection})", unit="chunk",
+              disable=disable if items else True) as bar:
+        for i in range(0, len(items), batch_size):
+            batch = items[i:i + batch_size]
+            res = gw.embed([t for _, t in batch], model=model, trace_id=report.trace_id)
+            report.embed_calls += 1
+            vecs = res.vectors
+            dims = Counter(len(v) for v in vecs)
+            if len(dims) != 1:
+                raise EmbeddingMismatch(f"model {model!r} returned vectors of different sizes "
+                                        f"{sorted(dims)} in one batch")
+            writer.dim_check(len(vecs[0]))
+            cache.put(model, [(h, v) for (h, _), v in zip(batch, vecs, strict=True)])
+            for (h, _), v in zip(batch, vecs, strict=True):
+                vectors[h] = v
+            report.chunks_embedded += len(batch)
+            bar.update(len(batch))
+            flush(force=False)
+    flush(force=True)
+
+    writer.delete_docs(emptied)
+    report.removed.extend(existing[d][1] for d in emptied)
+    if prune and writer.table is not None:
+        gone = [d for d, (_, _, p) in existing.items() if d not in seen_ids
+                and any(Path(p).is_relative_to(root) for root in roots)]
+        writer.delete_docs(gone)
+        report.removed.extend(existing[d][1] for d in gone)
+    if writer.changed and writer.table is not None:
+        report.indexes_built = maintain_indexes(writer.table,
+                                                vector_index_min_rows=vector_index_min_rows)
+    report.created = writer.created
+    report.total_chunks = writer.table.count_rows() if writer.table is not None else 0
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+__all__ = ["IGNORED_DIRS", "VECTOR_INDEX_MIN_ROWS", "IngestReport", "Skipped", "discover",
+           "doc_id_for", "embed_text", "ingest", "maintain_indexes"]

@@ -1,0 +1,131 @@
+"""``ask()``: retrieve, build a grounded prompt with numbered sources, answer through the
+Gateway (policy, guardrails, ledger), return the answer, its sources and the trace id.
+
+One trace id covers the whole request: the query embedding and the chat call are both
+recorded in the ledger under it. When nothing retrieved is similar enough to the
+question, the model is not called at all and the answer says so.
+
+The default prompt is sized for the embedded SmolLM2-135M (2k context, ~300 prompt
+tokens/s on two cores): three sources of ~600 characters each, 128 answer tokens.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.models.gateway import Gateway, new_trace_id
+from workbench.retrieval.collections import DEFAULT_COLLECTION
+from workbench.retrieval.search import Hit, Mode, Reranker, Searcher
+
+IDK = "I don't know: the collection has nothing relevant to this question."
+SYSTEM_PROMPT = (
+    "Answer the question using only the numbered sources. Cite the sources you use like "
+    "[1]. If the sources do not contain the answer, say \"I don't know\". Be brief.")
+# MiniLM cosine below which a chunk is treated as off-topic (labelled-set measurement in
+# benchmarks/retrieval_bench.py: on-topic best hits sit well above, off-topic well below).
+MIN_SIMILARITY = 0.3
+
+
+@dataclass
+class Source:
+    n: int
+    source: str
+    title: str
+    heading: str
+    score: float
+    similarity: float | None
+    snippet: str
+    cited: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    sources: list[Source]
+    trace_id: str
+    model: str | None = None
+    grounded: bool = True  # False: nothing relevant was found, the model was not asked
+    usage: dict[str, int] = field(default_factory=dict)
+    latency_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"question": self.question, "answer": self.answer,
+                "sources": [s.to_dict() for s in self.sources], "trace_id": self.trace_id,
+                "model": self.model, "grounded": self.grounded, "usage": self.usage,
+                "latency_ms": self.latency_ms}
+
+    def lines(self) -> list[str]:
+        out = [self.answer.strip(), ""]
+        for s in self.sources:
+            mark = "*" if s.cited else " "
+            where = f" - {s.heading}" if s.heading else ""
+            out.append(f"{mark}[{s.n}] {s.source}{where} (score {s.score:.3f})")
+        out.append(f"trace {self.trace_id}")
+        return out
+
+    def __str__(self) -> str:
+        return self.answer
+
+    def __repr__(self) -> str:
+        return f"Answer({self.answer[:60]!r}, sources={len(self.sources)}, trace={self.trace_id})"
+
+    def _repr_html_(self) -> str:
+        items = "".join(f"<li>{html.escape(s.source)}"
+                        f"{' - ' + html.escape(s.heading) if s.heading else ''}</li>"
+                        for s in self.sources)
+        return (f"<div><p style='white-space:pre-wrap'>{html.escape(self.answer)}</p>"
+                f"<ol>{items}</ol><small style='color:#666'>trace {self.trace_id}</small></div>")
+
+
+def _trim(text: str, chars: int) -> str:
+    # Flattened: fewer tokens, and a tiny model copies Markdown/code layout it is shown.
+    flat = " ".join(text.split())
+    if len(flat) <= chars:
+        return flat
+    cut = flat[:chars]
+    # End on a sentence or word boundary so the model does not see half a word.
+    stop = cut.rfind(". ")
+    return (cut[:stop + 1] if stop > chars // 2 else cut.rsplit(" ", 1)[0]) + " …"
+
+
+def build_prompt(question: str, hits: list[Hit], chars_per_source: int = 600
+                 ) -> list[dict[str, str]]:
+    blocks = []
+    for i, h in enumerate(hits, 1):
+        label = h.title + (f" - {h.heading}" if h.heading and h.heading != h.title else "")
+        blocks.append(f"[{i}] {label}\n{_trim(h.text, chars_per_source)}")
+    user = "Sources:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def ask(gw: Gateway, question: str, *, collection: str = DEFAULT_COLLECTION, k: int = 3,
+        mode: Mode = "hybrid", model: str | None = None, max_tokens: int = 128,
+        min_similarity: float = MIN_SIMILARITY, filters: Mapping[str, Any] | None = None,
+        chars_per_source: int = 600, reranker: Reranker | None = None) -> Answer:
+    """Answer ``question`` from ``collection`` with numbered, cited sources."""
+    trace_id = new_trace_id()
+    searcher = Searcher(gw, collection)
+    hits = searcher.search(question, k=k, mode=mode, filters=filters, reranker=reranker,
+                           trace_id=trace_id)
+    relevant = [h for h in hits if h.similarity is None or h.similarity >= min_similarity]
+    if not relevant:
+        return Answer(question, IDK, [], trace_id, grounded=False)
+    res = gw.chat(build_prompt(question, relevant, chars_per_source), model=model,
+                  max_tokens=max_tokens, temperature=0, trace_id=trace_id)
+    cited = {int(n) for n in re.findall(r"\[(\d+)\]", res.text)}
+    sources = [Source(n=i, source=h.source, title=h.title, heading=h.heading, score=h.score,
+                      similarity=h.similarity, snippet=h.snippet(), cited=i in cited)
+               for i, h in enumerate(relevant, 1)]
+    return Answer(question, res.text.strip(), sources, res.trace_id, model=res.model,
+                  usage=res.usage, latency_ms=res.latency_ms)
+
+
+__all__ = ["IDK", "MIN_SIMILARITY", "Answer", "Source", "ask", "build_prompt"]
