@@ -44,7 +44,8 @@ def test_json_schema_constrained_output_parses(make_gateway: Any) -> None:
 
 
 def test_streaming_yields_tokens_then_usage(make_gateway: Any) -> None:
-    gw = make_gateway()
+    # Output masking holds back 64 characters; without it every token is its own chunk.
+    gw = make_gateway(output_guardrails=False)
     s = gw.stream("Say hello to the workshop.", max_tokens=12, temperature=0)
     pieces = list(s.text())
     assert len(pieces) >= 2

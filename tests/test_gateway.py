@@ -272,3 +272,20 @@ def test_async_api(make_gateway: Any) -> None:
         return (*[r.text for r in results], str(len(emb.vectors)))
 
     assert asyncio.run(main()) == ("async ok",) * 5 + ("1",)
+
+
+def test_streamed_output_is_masked_even_when_pii_spans_chunks(make_gateway: Any) -> None:
+    text = "Your card 4111 1111 1111 1111 and mail jane.doe@example.com are on file."
+    gw = make_gateway(providers={"fake": FakeProvider(text=text)}, models=FAKE,
+                      chat_model="fake-model")
+    s = gw.stream("hi")
+    chunks = list(s)
+    streamed = "".join((c["choices"][0]["delta"].get("content") or "")
+                       for c in chunks if c.get("choices"))
+    assert "4111" not in streamed and "jane.doe" not in streamed
+    assert "[CARD]" in streamed and "[EMAIL]" in streamed
+    assert s.result is not None and s.result.text == streamed
+    assert s.result.usage["completion_tokens"] == 5  # counts come from the provider
+    off = make_gateway(providers={"fake": FakeProvider(text=text)}, models=FAKE,
+                       chat_model="fake-model", output_guardrails=False)
+    assert "4111" in "".join(off.stream("hi").text())

@@ -337,8 +337,10 @@ def test_stream_governance_errors_are_json_not_sse(served: Any) -> None:
 
 class FailsMidStream(FakeProvider):
     def stream(self, body: dict[str, Any], spec: ModelSpec) -> Iterator[dict[str, Any]]:
+        # The role chunk goes out at once; content may be held back by output masking.
         yield {"object": "chat.completion.chunk", "model": spec.name,
-               "choices": [{"index": 0, "delta": {"content": "partial"}, "finish_reason": None}]}
+               "choices": [{"index": 0, "delta": {"role": "assistant", "content": "partial"},
+                            "finish_reason": None}]}
         raise UpstreamError("upstream dropped the connection")
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import delete, insert, select
 from workbench.config import ModelSpec, Settings, load_settings
 from workbench.errors import BadRequest, ModelNotFound, UpstreamError, WorkbenchError
 from workbench.models import ledger as ledger_mod
-from workbench.models.guardrails import Guardrails
+from workbench.models.guardrails import Guardrails, StreamRedactor
 from workbench.models.policy import Policy, Principal, Reservation
 from workbench.models.providers import OpenAICompatibleProvider, Provider
 from workbench.models.types import ChatRequest, ChatResult, EmbeddingRequest, EmbeddingResult
@@ -323,6 +323,7 @@ class Gateway:
         spec: ModelSpec | None = None
         try:
             req = self._to_request(messages, {"model": model, **params, "stream": False})
+            spec = self.spec(req.model)  # resolved first so a denial is ledgered per model
             prep = self._prepare(req, trace_id, started)
             spec = prep.chain[0]
             hit = self._cached(prep)
@@ -369,6 +370,7 @@ class Gateway:
         spec: ModelSpec | None = None
         try:
             req = self._to_request(messages, {"model": model, **params, "stream": True})
+            spec = self.spec(req.model)
             prep = self._prepare(req, trace_id, started)
             spec = prep.chain[0]
             self._govern(prep)
@@ -381,20 +383,44 @@ class Gateway:
 
     def _stream_chunks(self, prep: _Prepared, holder: StreamResult) -> Iterator[dict[str, Any]]:
         spec = prep.chain[0]
-        pieces: list[str] = []
+        pieces: list[str] = []  # raw content pieces: one per generated token
+        shown: list[str] = []  # what the caller saw (masked)
         usage: dict[str, Any] = {}
         finish: str | None = None
         done = False
+        redactor = (StreamRedactor(self.guardrails)
+                    if self.settings.output_guardrails and self._mode() != "off" else None)
         try:
             for chunk in self.provider(spec.provider).stream(prep.body, spec):
                 if chunk.get("usage"):
                     usage = chunk["usage"]
+                keep = bool(chunk.get("usage")) or not chunk.get("choices")
                 for choice in chunk.get("choices") or []:
-                    piece = (choice.get("delta") or {}).get("content")
+                    delta = choice.get("delta") or {}
+                    piece = delta.get("content")
                     if piece:
                         pieces.append(piece)
                     finish = choice.get("finish_reason") or finish
-                yield chunk
+                    if redactor is not None and (piece or choice.get("finish_reason")):
+                        out = redactor.feed(piece or "")
+                        if choice.get("finish_reason"):
+                            out += redactor.flush()
+                        choice["delta"] = {**delta, "content": out}
+                    text = (choice.get("delta") or {}).get("content")
+                    if text:
+                        shown.append(text)
+                    # Chunks held back entirely by the redactor are not sent empty.
+                    keep = keep or bool(text) or bool(choice.get("finish_reason")) or any(
+                        k != "content" for k in (choice.get("delta") or {}))
+                if keep:
+                    yield chunk
+            if redactor is not None:
+                rest = redactor.flush()
+                if rest:
+                    shown.append(rest)
+                    yield {"id": "chatcmpl-" + prep.trace_id, "object": "chat.completion.chunk",
+                           "model": spec.name, "choices": [{"index": 0, "delta": {"content": rest},
+                                                            "finish_reason": None}]}
             done = True
         except WorkbenchError as err:
             self._fail(prep, err, "error", spec, prep.trace_id, prep.started)
@@ -415,7 +441,7 @@ class Gateway:
         resp = {"id": "chatcmpl-" + prep.trace_id, "object": "chat.completion",
                 "model": spec.name, "usage": usage,
                 "choices": [{"index": 0, "finish_reason": finish,
-                             "message": {"role": "assistant", "content": "".join(pieces)}}]}
+                             "message": {"role": "assistant", "content": "".join(shown)}}]}
         holder.result = self._finish(prep, spec, resp)
 
     # -- embeddings ----------------------------------------------------------------------

@@ -183,6 +183,8 @@ class StreamRedactor:
     by ``holdback`` characters, flushed when the stream ends.
     """
 
+    max_buffer = 16_384
+
     def __init__(self, guardrails: Guardrails, holdback: int = 64):
         self.guardrails = guardrails
         self.holdback = holdback
@@ -203,6 +205,12 @@ class StreamRedactor:
         for f in self.guardrails.scan(self._pending):
             if f.start < cut < f.end:
                 cut = f.start  # never split a finding
+        # A PEM block is longer than any holdback: keep it whole until its END line (capped,
+        # so a stray BEGIN cannot stall the stream forever).
+        begin = self._pending.find("-----BEGIN")
+        if 0 <= begin < cut and "-----END" not in self._pending[begin:] \
+                and len(self._pending) < self.max_buffer:
+            cut = begin
         return self._release(cut) if cut > 0 else ""
 
     def flush(self) -> str:
