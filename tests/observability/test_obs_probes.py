@@ -244,9 +244,13 @@ def test_http_targets_probe_a_running_service(service: str, make_gateway: Callab
 
 
 @pytest.mark.embedded
-def test_cli_probe_exit_codes(tmp_path: Path) -> None:
+def test_cli_probe_exit_codes(tmp_path: Path, make_gateway: Callable[..., Gateway],
+                              monkeypatch: pytest.MonkeyPatch) -> None:
     from workbench.cli import app
+    from workbench.cli import observability_cmds as cmds
 
+    gw = make_gateway()  # the session's loaded embedded model, not a second copy
+    monkeypatch.setattr(cmds, "gateway", lambda key=None: gw)
     runner = CliRunner()
     good = write(tmp_path, "good.toml", '[[probe]]\nname = "cap"\nmax_tokens = 12\n'
                  'input = "What is the capital of France? Answer with one word."\n'

@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_SUBMODULES = ("tracing", "traces", "feedback", "feedback_http", "probes", "metrics", "views",
-               "schema", "exporters", "tour")
+_SUBMODULES = ("tracing", "traces", "feedback", "feedback_http", "probes", "probe_checks",
+               "metrics", "views", "schema", "exporters", "tour")
 
 __all__ = list(_SUBMODULES)
 

@@ -105,6 +105,26 @@ class StoreSpanExporter(SpanExporter):
         return True
 
 
+class _EveryMinute(logging.Filter):
+    """The OTLP exporters log every failed batch; a down collector would flood stderr.
+    Let one record per message through per minute (the processor counts every loss)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        key = str(record.msg)
+        if now - self._last.get(key, -1e9) < 60:
+            return False
+        self._last[key] = now
+        return True
+
+
+_OTLP_LOG_FILTER = _EveryMinute()
+
+
 def otlp_exporter(endpoint: str, protocol: OtlpProtocol = "http/protobuf",
                   timeout_s: float = 3.0, headers: dict[str, str] | None = None) -> SpanExporter:
     """An OTLP span exporter for Phoenix, Jaeger, Tempo, Langfuse, an OTel Collector...
@@ -114,6 +134,12 @@ def otlp_exporter(endpoint: str, protocol: OtlpProtocol = "http/protobuf",
     (e.g. Langfuse's ``Authorization``) come from ``headers`` or, as OTel defines,
     ``OTEL_EXPORTER_OTLP_TRACES_HEADERS`` / ``OTEL_EXPORTER_OTLP_HEADERS``.
     """
+    for name in ("opentelemetry.exporter.otlp.proto.http.trace_exporter",
+                 "opentelemetry.exporter.otlp.proto.http._common",
+                 "opentelemetry.exporter.otlp.proto.grpc.exporter"):
+        logger = logging.getLogger(name)
+        if _OTLP_LOG_FILTER not in logger.filters:
+            logger.addFilter(_OTLP_LOG_FILTER)
     if protocol == "grpc":
         try:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
