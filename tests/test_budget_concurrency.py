@@ -122,3 +122,21 @@ def test_sweep_releases_reservations_left_by_a_crashed_process(any_store: Store,
     assert gw.policy.sweep_reservations(older_than_s=-1) == 1
     assert _state(any_store, key_id) == {"spent": 0.0, "reserved": pytest.approx(0.0, abs=1e-9),
                                          "open": 0}
+
+
+def test_stream_dropped_before_reading_releases_its_reservation(any_store: Store,
+                                                                make_gateway: Any) -> None:
+    import gc
+
+    gw = make_gateway(providers={"fake": FakeProvider()}, store=any_store,
+                      models=[priced("paid", in_mtok=1000, out_mtok=2000, max_out=100)])
+    key_id, secret = gw.policy.create_key(team="t", budget_usd=1.0)
+    user = gw.as_key(secret)
+    user.stream("hi", model="paid", max_tokens=40).close()  # closed unread
+    s = user.stream("hi", model="paid", max_tokens=40)
+    del s  # dropped unread
+    gc.collect()
+    assert _state(any_store, key_id) == {"spent": 0.0, "reserved": pytest.approx(0.0, abs=1e-9),
+                                         "open": 0}
+    errors = {r["outcome"]: r["calls"] for r in gw.usage(by=("outcome",))}
+    assert errors == {"error": 2}

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,27 @@ class StreamResult:
         close = getattr(self._chunks, "close", None)
         if close:
             close()
+
+
+class _UnstartedGuard(Iterator[dict[str, Any]]):
+    """Wraps a stream generator so that closing it before the first ``next`` still runs
+    cleanup (Python skips a generator's ``finally`` if it never started)."""
+
+    def __init__(self, gen: Generator[dict[str, Any], None, None],
+                 on_unstarted_close: Callable[[], None]):
+        self._gen = gen
+        self._started = False
+        self._on_unstarted_close = on_unstarted_close
+
+    def __next__(self) -> dict[str, Any]:
+        self._started = True
+        return next(self._gen)
+
+    def close(self) -> None:
+        self._gen.close()
+        if not self._started:
+            self._started = True  # once
+            self._on_unstarted_close()
 
 
 class Gateway:
@@ -378,10 +399,21 @@ class Gateway:
             self._fail(prep, err, "denied", spec, trace_id, started)
             raise
         holder = StreamResult(trace_id=trace_id, _chunks=iter(()))
-        holder._chunks = self._stream_chunks(prep, holder)
+        holder._chunks = _UnstartedGuard(self._stream_chunks(prep, holder),
+                                         lambda: self._abandon(prep))
         return holder
 
-    def _stream_chunks(self, prep: _Prepared, holder: StreamResult) -> Iterator[dict[str, Any]]:
+    def _abandon(self, prep: _Prepared) -> None:
+        """A stream closed or dropped before its first chunk: its generator's ``finally``
+        never runs, so release the reservation here (nothing was generated)."""
+        if prep.reservation.settled:
+            return
+        self.policy.settle(prep.reservation, 0.0)
+        self._ledger("chat", "error", spec=prep.chain[0], trace_id=prep.trace_id,
+                     started=prep.started, error=WorkbenchError(
+                         "stream closed before it started", code="client_disconnected"))
+
+    def _stream_chunks(self, prep: _Prepared, holder: StreamResult) -> Generator[dict[str, Any], None, None]:
         spec = prep.chain[0]
         pieces: list[str] = []  # raw content pieces: one per generated token
         shown: list[str] = []  # what the caller saw (masked)
