@@ -8,7 +8,7 @@ tour: install
 	$(VENV)/bin/workbench tour
 
 test: install-dev
-	$(VENV)/bin/ruff check workbench tests benchmarks
+	$(VENV)/bin/ruff check workbench tests benchmarks labs notebooks scripts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest
 
@@ -19,7 +19,7 @@ install-dev:
 	./scripts/install.sh dev
 
 lint: install-dev
-	$(VENV)/bin/ruff check workbench tests benchmarks
+	$(VENV)/bin/ruff check workbench tests benchmarks labs notebooks scripts
 	$(VENV)/bin/mypy
 
 bench: install-dev

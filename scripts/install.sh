@@ -10,8 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${WORKBENCH_VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
-EXTRAS="rag,evals"
-[ "${1:-}" = "dev" ] && EXTRAS="rag,evals,dev"
+EXTRAS="rag,evals,labs"
+[ "${1:-}" = "dev" ] && EXTRAS="rag,evals,labs,dev"
 LLAMA_VERSION="0.3.36"
 
 if [ ! -x "$VENV/bin/python" ]; then

@@ -10,7 +10,13 @@ import sys
 
 import typer
 
-from workbench.cli import gateway_cmds, observability_cmds, retrieval_cmds, setup_cmds
+from workbench.cli import (
+    gateway_cmds,
+    lab_cmds,
+    observability_cmds,
+    retrieval_cmds,
+    setup_cmds,
+)
 from workbench.cli.common import app, err_console
 from workbench.errors import WorkbenchError
 
@@ -18,6 +24,7 @@ gateway_cmds.register(app)
 setup_cmds.register(app)
 retrieval_cmds.register(app)
 observability_cmds.register(app)
+lab_cmds.register(app)
 
 
 def main() -> None:
