@@ -11,6 +11,7 @@ import sys
 import typer
 
 from workbench.cli import (
+    evals_cmds,
     gateway_cmds,
     lab_cmds,
     observability_cmds,
@@ -24,6 +25,7 @@ gateway_cmds.register(app)
 setup_cmds.register(app)
 retrieval_cmds.register(app)
 observability_cmds.register(app)
+evals_cmds.register(app)
 lab_cmds.register(app)
 
 

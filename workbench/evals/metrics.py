@@ -1,0 +1,148 @@
+"""The metric registry: what each metric needs, what it calls, how ragas builds it.
+
+LLM-judged (ragas collections, through the Gateway): ``faithfulness``,
+``answer_relevancy`` (strictness 1 by default: ragas' 3 asks the same prompt three
+times), ``context_precision`` (with reference; one call per context), ``context_recall``,
+``factual_correctness``. Embedding-based: ``semantic_similarity``. Lexical, no model:
+``exact_match``, ``string_similarity`` (Levenshtein), ``bleu``, ``rouge`` (ROUGE-L F1),
+computed like ragas' versions but without importing ragas (:mod:`workbench.evals.lexical`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from workbench.errors import BadRequest
+from workbench.evals import lexical
+
+Field = Literal["question", "answer", "contexts", "reference"]
+Calls = Literal["llm", "llm+embeddings", "embeddings", "none"]
+
+DEFAULT_METRICS = ("faithfulness", "answer_relevancy", "context_precision", "context_recall")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    calls: Calls
+    needs: tuple[Field, ...]
+    description: str
+    # (llm, embeddings, options) -> a ragas collections metric
+    build: Callable[[Any, Any, Mapping[str, Any]], Any] = field(repr=False)
+    # ragas ascore() argument name for each field it reads
+    args: Mapping[str, str] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def uses_model(self) -> bool:
+        return self.calls != "none"
+
+    def inputs(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        return {arg: row[f] for f, arg in self.args.items()}
+
+
+def _c() -> Any:
+    import os
+
+    os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")  # before ragas' first import
+    from ragas.metrics import collections
+
+    return collections
+
+
+_QA = {"question": "user_input", "answer": "response"}
+_QAC = {**_QA, "contexts": "retrieved_contexts"}
+_QRC = {"question": "user_input", "reference": "reference", "contexts": "retrieved_contexts"}
+_RA = {"reference": "reference", "answer": "response"}
+
+REGISTRY: dict[str, MetricSpec] = {m.name: m for m in (
+    MetricSpec("faithfulness", "llm", ("question", "answer", "contexts"),
+               "Share of the answer's statements supported by the contexts (2 calls).",
+               lambda llm, emb, o: _c().Faithfulness(llm=llm), _QAC),
+    MetricSpec("answer_relevancy", "llm+embeddings", ("question", "answer"),
+               "Cosine of the question and questions generated from the answer "
+               "(`strictness` calls + embeddings).",
+               lambda llm, emb, o: _c().AnswerRelevancy(llm=llm, embeddings=emb,
+                                                        strictness=int(o["strictness"])),
+               _QA, {"strictness": 1}),
+    MetricSpec("context_precision", "llm", ("question", "reference", "contexts"),
+               "Ranked precision of contexts useful for the reference (1 call per context).",
+               lambda llm, emb, o: _c().ContextPrecisionWithReference(llm=llm), _QRC),
+    MetricSpec("context_recall", "llm", ("question", "reference", "contexts"),
+               "Share of reference statements attributable to the contexts (1 call).",
+               lambda llm, emb, o: _c().ContextRecall(llm=llm), _QRC),
+    MetricSpec("factual_correctness", "llm", ("answer", "reference"),
+               "Claim-level precision/recall/F1 of answer vs reference "
+               "(2 calls for precision, 4 for f1).",
+               lambda llm, emb, o: _c().FactualCorrectness(llm=llm, mode=o["mode"]),
+               {"answer": "response", "reference": "reference"}, {"mode": "f1"}),
+    MetricSpec("semantic_similarity", "embeddings", ("answer", "reference"),
+               "Cosine of answer and reference embeddings.",
+               lambda llm, emb, o: _c().SemanticSimilarity(embeddings=emb), _RA),
+    MetricSpec("exact_match", "none", ("answer", "reference"),
+               "1 if the answer equals the reference exactly.",
+               lambda llm, emb, o: lexical.ExactMatch(), _RA),
+    MetricSpec("string_similarity", "none", ("answer", "reference"),
+               "1 - normalised Levenshtein distance of answer and reference.",
+               lambda llm, emb, o: lexical.StringSimilarity(), _RA),
+    MetricSpec("bleu", "none", ("answer", "reference"), "Sentence BLEU (sacrebleu), 0-1.",
+               lambda llm, emb, o: lexical.Bleu(), _RA),
+    MetricSpec("rouge", "none", ("answer", "reference"), "ROUGE-L F1 of answer vs reference.",
+               lambda llm, emb, o: lexical.Rouge(), _RA),
+)}
+
+
+def resolve(names: str | Sequence[str] | None) -> list[MetricSpec]:
+    """Metric specs by name (comma-separated strings accepted); unknown names raise."""
+    if names is None:
+        names = list(DEFAULT_METRICS)
+    if isinstance(names, str):
+        names = [names]
+    flat = [n.strip() for part in names for n in part.split(",") if n.strip()]
+    unknown = [n for n in flat if n not in REGISTRY]
+    if unknown:
+        raise BadRequest(f"unknown metric(s) {unknown}; choose from {', '.join(REGISTRY)}")
+    return [REGISTRY[n] for n in dict.fromkeys(flat)]
+
+
+_CONFIG_ATTRS = ("strictness", "mode", "beta", "atomicity", "coverage", "distance_measure",
+                 "rouge_type", "kwargs")
+
+
+def ragas_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ragas")
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def prompt_version(metric: Any) -> str:
+    """A short hash of everything that decides what the metric asks the judge: its class,
+    settings, ragas' version and every prompt's instruction, examples and output schema.
+    A ragas upgrade that rewords a prompt changes it (and so misses the cache)."""
+    from ragas.prompt.metrics.base_prompt import BasePrompt
+
+    parts: dict[str, Any] = {"class": type(metric).__qualname__, "ragas": ragas_version()}
+    for attr in _CONFIG_ATTRS:
+        if hasattr(metric, attr):
+            parts[attr] = repr(getattr(metric, attr))
+    for attr, value in sorted(vars(metric).items()):
+        if isinstance(value, BasePrompt):
+            parts[attr] = {
+                "instruction": value.instruction, "language": value.language,
+                "examples": [[i.model_dump(mode="json"), o.model_dump(mode="json")]
+                             for i, o in value.examples],
+                "schema": value.output_model.model_json_schema(),
+            }
+    blob = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+__all__ = ["DEFAULT_METRICS", "REGISTRY", "MetricSpec", "prompt_version", "ragas_version",
+           "resolve"]

@@ -1,0 +1,110 @@
+"""Tables for eval runs and the judge cache (store migrations 50-51).
+
+Importing this module registers the migrations; :func:`ensure_schema` applies them to a
+store opened before the import. Text stored here (questions, answers, contexts, reasons)
+is PII-masked first: eval rows are as durable as the ledger and must be as clean.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+)
+
+from workbench.store import MIGRATIONS, Store, metadata, register_migration
+
+eval_runs = Table(
+    "eval_runs", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("dataset", String(200), nullable=False),  # name
+    Column("dataset_version", String(120), nullable=False),
+    Column("dataset_fingerprint", String(16), nullable=False),
+    Column("n_samples", Integer, nullable=False),
+    Column("config", JSON, nullable=False),  # target/pipeline + judge settings
+    Column("summary", JSON, nullable=False),  # per-metric aggregates
+    Column("usage", JSON, nullable=False),  # judge calls, tokens, cache hits, wall time
+    Index("ix_eval_runs_created", "created_at"),
+)
+
+eval_samples = Table(
+    "eval_samples", metadata,
+    Column("run_id", String(40), primary_key=True),
+    Column("sample_id", String(200), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("question", Text, nullable=False),
+    Column("answer", Text, nullable=True),
+    Column("reference", Text, nullable=True),
+    Column("contexts", JSON, nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("latency_ms", Float, nullable=True),
+    Column("cost_usd", Float, nullable=True),
+    Column("trace_id", String(32), nullable=True),
+    Column("error", Text, nullable=True),  # the target failed for this question
+)
+
+eval_scores = Table(
+    "eval_scores", metadata,
+    Column("run_id", String(40), primary_key=True),
+    Column("sample_id", String(200), primary_key=True),
+    Column("metric", String(120), primary_key=True),
+    Column("kind", String(16), nullable=False),  # judge | metric | check
+    Column("status", String(16), nullable=False),  # ok | failed | skipped
+    Column("value", Float, nullable=True),  # None unless status == ok
+    Column("passed", Integer, nullable=True),  # checks only
+    Column("reason", Text, nullable=True),
+    Column("cached", Integer, nullable=False, default=0),
+    Column("calls", Integer, nullable=False, default=0),
+    Column("embed_calls", Integer, nullable=False, default=0),
+    Column("prompt_tokens", Integer, nullable=False, default=0),
+    Column("completion_tokens", Integer, nullable=False, default=0),
+    Column("latency_ms", Float, nullable=False, default=0.0),
+    Column("trace_id", String(32), nullable=True),
+)
+
+judge_cache = Table(
+    "eval_judge_cache", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("metric", String(120), nullable=False),
+    Column("prompt_version", String(16), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("status", String(16), nullable=False),  # ok | failed (deterministic failures only)
+    Column("value", Float, nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("calls", Integer, nullable=False, default=0),
+    Column("prompt_tokens", Integer, nullable=False, default=0),
+    Column("completion_tokens", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("hits", Integer, nullable=False, default=0),
+    Index("ix_eval_judge_cache_metric", "metric"),
+)
+
+
+def _m50_runs(conn: Connection) -> None:
+    for table in (eval_runs, eval_samples, eval_scores):
+        table.create(conn, checkfirst=True)
+
+
+def _m51_judge_cache(conn: Connection) -> None:
+    judge_cache.create(conn, checkfirst=True)
+
+
+if not any(v == 50 for v, _ in MIGRATIONS):  # importlib.reload in a notebook
+    register_migration(50, _m50_runs)
+    register_migration(51, _m51_judge_cache)
+
+
+def ensure_schema(store: Store) -> None:
+    store.migrate()
+
+
+__all__ = ["ensure_schema", "eval_runs", "eval_samples", "eval_scores", "judge_cache"]
