@@ -29,7 +29,9 @@ def test_failures_show_failing_samples_and_reasons(pytester: pytest.Pytester) ->
             run = eval_run(ds, metrics=["exact_match"], fail_under={"checks": 1.0})
             assert run.summary()["checks"].pass_rate == 1.0
         """)
-    result = pytester.runpytest("-p", "no:cacheprovider", "--eval-report", "reports")
+    # A child process: an in-process run drops the modules it imported when it ends, and
+    # C extensions (numpy, under rouge_score) cannot be imported twice in one process.
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--eval-report", "reports")
     result.assert_outcomes(passed=1, failed=2)
     out = result.stdout.str()
     assert "3 of 3 eval assertion(s) failed" in out
@@ -39,3 +41,22 @@ def test_failures_show_failing_samples_and_reasons(pytester: pytest.Pytester) ->
     assert "How can I check that nobody edited the audit log?" in out
     reports = sorted(p.name for p in (pytester.path / "reports").iterdir())
     assert len(reports) == 2 and all(r.endswith(".html") for r in reports)
+
+
+def test_the_plugin_is_light_to_load() -> None:
+    """It loads in every pytest session of every team: no SQLAlchemy, ragas or openai."""
+    import subprocess
+    import sys
+
+    code = ("import sys, workbench.evals.pytest_plugin; print(','.join(m for m in "
+            "('sqlalchemy', 'ragas', 'openai', 'numpy', 'workbench.store') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_public_names_resolve() -> None:
+    from workbench import evals
+
+    assert set(evals.__all__) == {*evals._EXPORTS, "checks", "list_runs", "load_run"}
+    for name in evals.__all__:
+        assert getattr(evals, name) is not None

@@ -1,11 +1,14 @@
 """Tables for eval runs and the judge cache (store migrations 50-51).
 
 Importing this module registers the migrations; :func:`ensure_schema` applies them to a
-store opened before the import. Text stored here (questions, answers, contexts, reasons)
+store opened before the import. Re-importing it (``importlib.reload``, pytester's module
+snapshots) reuses the tables already defined. Text stored here (questions, answers, contexts, reasons)
 is PII-masked first: eval rows are as durable as the ledger and must be as clean.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -21,8 +24,16 @@ from sqlalchemy import (
 
 from workbench.store import MIGRATIONS, Store, metadata, register_migration
 
-eval_runs = Table(
-    "eval_runs", metadata,
+
+def _table(name: str, *items: Any) -> Table:
+    """The table, or the one already defined: a second import of this module (reload,
+    pytester's module snapshots) must not define it twice on the shared metadata."""
+    existing = metadata.tables.get(name)
+    return existing if existing is not None else Table(name, metadata, *items)
+
+
+eval_runs = _table(
+    "eval_runs",
     Column("id", String(40), primary_key=True),
     Column("name", String(200), nullable=True),
     Column("created_at", Float, nullable=False),
@@ -36,8 +47,8 @@ eval_runs = Table(
     Index("ix_eval_runs_created", "created_at"),
 )
 
-eval_samples = Table(
-    "eval_samples", metadata,
+eval_samples = _table(
+    "eval_samples",
     Column("run_id", String(40), primary_key=True),
     Column("sample_id", String(200), primary_key=True),
     Column("position", Integer, nullable=False),
@@ -52,8 +63,8 @@ eval_samples = Table(
     Column("error", Text, nullable=True),  # the target failed for this question
 )
 
-eval_scores = Table(
-    "eval_scores", metadata,
+eval_scores = _table(
+    "eval_scores",
     Column("run_id", String(40), primary_key=True),
     Column("sample_id", String(200), primary_key=True),
     Column("metric", String(120), primary_key=True),
@@ -71,8 +82,8 @@ eval_scores = Table(
     Column("trace_id", String(32), nullable=True),
 )
 
-judge_cache = Table(
-    "eval_judge_cache", metadata,
+judge_cache = _table(
+    "eval_judge_cache",
     Column("key", String(64), primary_key=True),
     Column("metric", String(120), nullable=False),
     Column("prompt_version", String(16), nullable=False),
