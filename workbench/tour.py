@@ -1,6 +1,7 @@
 """``workbench tour``: the main job, headless. Each step uses the public library and
 reports what happened: governed calls (allowed, denied, redacted, rate-limited), retrieval
-over the playbooks, the trace of that answer with feedback on it, and the usage table."""
+over the playbooks, the trace of that answer with feedback on it, a small gated eval, and
+the usage table."""
 
 from __future__ import annotations
 
@@ -87,11 +88,13 @@ def run(gw: Gateway, report: Reporter) -> list[Step]:
     add(_redacted_call(gw, secret))
     add(_rate_limited(gw))
     # Later capabilities contribute their own steps (each returns Step's fields as a dict).
+    from workbench.evals.tour import tour_step as evals_step
     from workbench.observability.tour import tour_step as observability_step
     from workbench.retrieval.tour import tour_step as retrieval_step
 
     rag = add(Step(**retrieval_step(gw)))
     add(Step(**observability_step(gw, trace_id=rag.data.get("trace_id"))))
+    add(Step(**evals_step(gw)))
     rows = gw.usage(by=("team", "key", "model"), since=started)
     add(Step("Usage of this tour (from the ledger)", True, [], {"usage": rows}))
     return steps
