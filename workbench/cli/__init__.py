@@ -16,6 +16,7 @@ from workbench.cli import (
     lab_cmds,
     observability_cmds,
     retrieval_cmds,
+    service_cmds,
     setup_cmds,
 )
 from workbench.cli.common import app, err_console
@@ -25,6 +26,7 @@ gateway_cmds.register(app)
 setup_cmds.register(app)
 retrieval_cmds.register(app)
 observability_cmds.register(app)
+service_cmds.register(app)
 evals_cmds.register(app)
 lab_cmds.register(app)
 

@@ -1,0 +1,43 @@
+"""The production service template: a FastAPI app and a small web chat page.
+
+    workbench serve --port 8000 --workers 2          # or, in code:
+    from workbench.service import create_service_app
+    app = create_service_app(collection="handbook")
+
+``POST /ask`` answers from a retrieval collection with numbered sources and a trace id,
+``POST /ask/stream`` streams it, ``POST /feedback`` records explicit and implicit
+feedback keyed by that trace id; ``/healthz``, ``/readyz`` and ``/metrics`` are for the
+platform; ``/`` is the chat page. See docs/playbooks/deployment.md.
+
+Submodules load on first use (FastAPI and the retrieval stack are not needed to import
+the package).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "Caller": "workbench.service.app",
+    "create_service_app": "workbench.service.app",
+    "app_factory": "workbench.service.app",
+    "ServiceSettings": "workbench.service.settings",
+    "load_service_settings": "workbench.service.settings",
+}
+
+__all__ = ["Caller", "ServiceSettings", "app_factory", "create_service_app",
+           "load_service_settings"]
+
+if TYPE_CHECKING:
+    from workbench.service.app import Caller, app_factory, create_service_app
+    from workbench.service.settings import ServiceSettings, load_service_settings
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'workbench.service' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
