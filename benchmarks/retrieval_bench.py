@@ -362,6 +362,13 @@ def section_latency(gw: Any, base: list[dict[str, Any]], sizes: list[int],
         s = Searcher(gw, name)
         for q in queries[:3]:  # warm caches (index pages, tokenizer) before timing
             s.search(q, k=5, mode="hybrid")
+        emb_lat = []
+        for q in queries:
+            t = time.perf_counter()
+            s.embed_query(q)
+            emb_lat.append((time.perf_counter() - t) * 1000)
+        rows.append([f"{n:,}", "(query embedding only)", "-", percentile(emb_lat, 50),
+                     percentile(emb_lat, 95)])
         for mode in ("vector", "fts", "hybrid"):
             lat = timed(s, mode, queries)
             rows.append([f"{n:,}", mode, "none" if mode != "fts" else "FTS",

@@ -136,9 +136,9 @@ def test_killed_ingest_leaves_a_consistent_collection_and_resumes(
         if proc.poll() is None:
             proc.kill()
     if sig == signal.SIGINT:
-        assert proc.returncode == 130 and "Traceback" not in err  # Ctrl-C: clean exit
+        assert proc.returncode == 130 and "Traceback" not in err, err  # Ctrl-C: clean exit
     else:
-        assert proc.returncode == -signal.SIGKILL
+        assert proc.returncode == -signal.SIGKILL, err
 
     def per_source() -> Counter[str]:
         table = Collections.for_settings(load_settings()).open("docs")
@@ -147,8 +147,8 @@ def test_killed_ingest_leaves_a_consistent_collection_and_resumes(
         return Counter(r["source"] for r in got)
 
     partial = per_source()
-    assert 0 < len(partial) < len(files)  # the kill really happened mid-ingest
-    assert all(partial[s] == expected[s] for s in partial)  # only whole documents
+    assert 0 < len(partial) < len(files), partial  # the kill really happened mid-ingest
+    assert all(partial[s] == expected[s] for s in partial), (partial, expected)  # whole docs
     cached = cache.count()  # every vector the killed run embedded (committed or not)
 
     report = ingest(make_gateway(), [tmp_path / "big"], progress=False)
@@ -156,6 +156,7 @@ def test_killed_ingest_leaves_a_consistent_collection_and_resumes(
     assert len(report.added) == len(files) - len(partial)
     # Nothing embedded before the kill is embedded again: uncommitted vectors come from
     # the cache, and only never-seen chunks go to the model.
-    assert report.cache_hits == cached - sum(partial.values())
-    assert report.chunks_embedded == sum(expected.values()) - cached
+    facts = (report, cached, sum(partial.values()), sum(expected.values()))
+    assert report.cache_hits == cached - sum(partial.values()), facts
+    assert report.chunks_embedded == sum(expected.values()) - cached, facts
     assert per_source() == Counter(expected)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from workbench.errors import PermissionDenied
 from workbench.models.gateway import Gateway
 from workbench.retrieval import ask, ingest
-from workbench.retrieval.rag import IDK
+from workbench.retrieval.rag import IDK, cut_repetition
 from workbench.store import ledger
 
 pytestmark = pytest.mark.embedded
@@ -88,3 +88,14 @@ def test_ask_is_governed(gw: Gateway, corpus: Path) -> None:
     _, secret = gw.policy.create_key(team="readers", models=["minilm-l6-v2"], actor="test")
     with pytest.raises(PermissionDenied):
         ask(gw.as_key(secret), "How often does the foghorn sound?")
+
+
+@pytest.mark.parametrize("raw, cut", [
+    ("1. The lamp is lit at dusk.\n2. The lamp is lit at dusk.\n3. The lamp",
+     "1. The lamp is lit at dusk."),
+    ("Every thirty seconds [1].", "Every thirty seconds [1]."),
+    ("Steps:\n- run the installer now\n- then run the doctor\n}\n}",
+     "Steps:\n- run the installer now\n- then run the doctor\n}\n}"),
+])
+def test_degenerate_repetition_is_cut(raw: str, cut: str) -> None:
+    assert cut_repetition(raw) == cut

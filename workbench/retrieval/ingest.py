@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,8 +41,8 @@ from workbench.retrieval.loaders import Skip, doc_type, load_bytes, read_file
 IGNORED_DIRS = frozenset({
     "node_modules", "__pycache__", "site", "build", "dist", "__marimo__", "venv", "env",
 })
-# Measured in benchmarks/retrieval_bench.py: below this, brute-force vector search is
-# already a few ms and an index only costs build time and recall.
+# benchmarks/retrieval_bench.py: at 2k chunks IVF_HNSW_SQ is no faster than brute force;
+# at 20k it halves query latency (build ~30 s), at 100k brute force is 4x slower.
 VECTOR_INDEX_MIN_ROWS = 20_000
 
 
@@ -325,39 +324,28 @@ def _load(source: str, path: Path, data: bytes, doc_hash: str, doc_id: str, cfg:
                 rows, is_new)
 
 
-def ingest(gw: Gateway, paths: Sequence[str | Path], *, collection: str = DEFAULT_COLLECTION,
-           chunking: ChunkingConfig | None = None, embed_model: str | None = None,
-           prune: bool = False, batch_size: int = 32, commit_every: int = 256,
-           commit_interval_s: float = 5.0, progress: bool | None = None,
-           vector_index_min_rows: int = VECTOR_INDEX_MIN_ROWS) -> IngestReport:
-    """Ingest files and folders into ``collection`` (created on first use).
+def _no_bar(progress: bool | None, pointless: bool) -> bool | None:
+    """tqdm's ``disable``: None = only on a terminal (tqdm checks), unless told."""
+    if pointless or progress is False:
+        return True
+    return False if progress else None
 
-    Re-running is idempotent: unchanged files are skipped, changed ones replace their old
-    chunks, and with ``prune=True`` documents whose files vanished from the given folders
-    are removed. ``chunking``/``embed_model`` default to the collection's recorded ones.
-    """
+
+def _scan(files: list[tuple[str, Path]], existing: dict[str, tuple[str, str, str]],
+          cfg: ChunkingConfig, report: IngestReport, progress: bool | None
+          ) -> tuple[list[_Doc], list[str], set[str]]:
+    """Read, hash, parse and chunk every file. Returns (new or changed documents,
+    documents whose file is now empty, ids of every file seen)."""
     from tqdm.auto import tqdm
 
-    started = time.perf_counter()
-    check_name(collection)
-    if batch_size < 1 or commit_every < 1:
-        raise BadRequest("batch_size and commit_every must be at least 1")
-    cols = Collections.for_settings(gw.settings)
-    meta, model, cfg = _resolve_setup(gw, cols, collection, chunking, embed_model)
-    report = IngestReport(collection=collection, trace_id=new_trace_id())
-    files, skipped, report.missing_paths, roots = discover(paths)
-    report.skipped.extend(skipped)
-    writer = _Writer(cols, collection, meta, model, cfg)
-    existing = _existing_docs(writer.table)
-    seen_ids: set[str] = set()
     docs: list[_Doc] = []
     emptied: list[str] = []
+    seen: set[str] = set()
     now = time.time()
-    disable = None if progress is None else not progress
-    for source, path in tqdm(files, desc=f"reading ({collection})", unit="file",
-                             disable=disable if len(files) > 20 else True, leave=False):
+    for source, path in tqdm(files, desc=f"reading ({report.collection})", unit="file",
+                             disable=_no_bar(progress, len(files) <= 20), leave=False):
         doc_id = doc_id_for(path)
-        seen_ids.add(doc_id)
+        seen.add(doc_id)
         try:
             data = read_file(path)
             doc_hash = _hash(data)
@@ -372,6 +360,69 @@ def ingest(gw: Gateway, paths: Sequence[str | Path], *, collection: str = DEFAUL
                 emptied.append(doc_id)  # the file is empty now: its old chunks are stale
                 reason += " (its old chunks were removed)"
             report.skipped.append(Skipped(source, reason))
+    return docs, emptied, seen
+
+
+class _Committer:
+    """Commits documents, in order, as soon as all their vectors exist: every
+    ``commit_every`` chunks or ``interval_s`` seconds, and at the end."""
+
+    def __init__(self, writer: _Writer, docs: list[_Doc], vectors: dict[str, Any],
+                 report: IngestReport, commit_every: int, interval_s: float):
+        self.writer, self.docs, self.vectors, self.report = writer, docs, vectors, report
+        self.commit_every, self.interval_s = commit_every, interval_s
+        self.ready: list[_Doc] = []
+        self.next_doc = 0
+        self.last = time.monotonic()
+
+    def __call__(self, force: bool = False) -> None:
+        while self.next_doc < len(self.docs) and all(
+                r["chunk_hash"] in self.vectors for r in self.docs[self.next_doc].rows):
+            self.ready.append(self.docs[self.next_doc])
+            self.next_doc += 1
+        n_ready = sum(len(d.rows) for d in self.ready)
+        if not self.ready or not (force or n_ready >= self.commit_every
+                                  or time.monotonic() - self.last >= self.interval_s):
+            return
+        for d in self.ready:
+            for r in d.rows:
+                r["vector"] = self.vectors[r["chunk_hash"]]
+                r.pop("_embed_text", None)
+            self.writer.dim_check(len(d.rows[0]["vector"]))
+        self.writer.commit(self.ready)
+        self.report.chunks_written += n_ready
+        for d in self.ready:
+            (self.report.added if d.is_new else self.report.updated).append(d.source)
+        self.ready = []
+        self.last = time.monotonic()
+
+
+def ingest(gw: Gateway, paths: Sequence[str | Path], *, collection: str = DEFAULT_COLLECTION,
+           chunking: ChunkingConfig | None = None, embed_model: str | None = None,
+           prune: bool = False, batch_size: int = 32, commit_every: int = 256,
+           commit_interval_s: float = 5.0, progress: bool | None = None,
+           vector_index_min_rows: int = VECTOR_INDEX_MIN_ROWS) -> IngestReport:
+    """Ingest files and folders into ``collection`` (created on first use).
+
+    Re-running is idempotent: unchanged files are skipped, changed ones replace their old
+    chunks, and with ``prune=True`` documents whose files vanished from the given folders
+    are removed. ``chunking``/``embed_model`` default to the collection's recorded ones.
+    ``progress``: None shows bars only on a terminal.
+    """
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    check_name(collection)
+    if batch_size < 1 or commit_every < 1:
+        raise BadRequest("batch_size and commit_every must be at least 1")
+    cols = Collections.for_settings(gw.settings)
+    meta, model, cfg = _resolve_setup(gw, cols, collection, chunking, embed_model)
+    report = IngestReport(collection=collection, trace_id=new_trace_id())
+    files, skipped, report.missing_paths, roots = discover(paths)
+    report.skipped.extend(skipped)
+    writer = _Writer(cols, collection, meta, model, cfg)
+    existing = _existing_docs(writer.table)
+    docs, emptied, seen = _scan(files, existing, cfg, report, progress)
 
     cache = EmbeddingCache(gw.store)
     all_hashes = [r["chunk_hash"] for d in docs for r in d.rows]
@@ -383,56 +434,31 @@ def ingest(gw: Gateway, paths: Sequence[str | Path], *, collection: str = DEFAUL
             if r["chunk_hash"] not in vectors:
                 todo.setdefault(r["chunk_hash"], r["_embed_text"])
 
-    ready: list[_Doc] = []
-    next_doc = 0
-    last_commit = time.monotonic()
-
-    def flush(force: bool) -> None:
-        nonlocal next_doc, last_commit
-        while next_doc < len(docs) and all(r["chunk_hash"] in vectors
-                                           for r in docs[next_doc].rows):
-            ready.append(docs[next_doc])
-            next_doc += 1
-        n_ready = sum(len(d.rows) for d in ready)
-        if ready and (force or n_ready >= commit_every
-                      or time.monotonic() - last_commit >= commit_interval_s):
-            for d in ready:
-                for r in d.rows:
-                    r["vector"] = vectors[r["chunk_hash"]]
-                    r.pop("_embed_text", None)
-                writer.dim_check(len(d.rows[0]["vector"]))
-            writer.commit(ready)
-            report.chunks_written += n_ready
-            for d in ready:
-                (report.added if d.is_new else report.updated).append(d.source)
-            ready.clear()
-            last_commit = time.monotonic()
-
-    flush(force=False)
+    commit = _Committer(writer, docs, vectors, report, commit_every, commit_interval_s)
+    commit()  # documents served entirely from the cache
     items = list(todo.items())
     with tqdm(total=len(items), desc=f"embedding ({collection})", unit="chunk",
-              disable=disable if items else True) as bar:
+              disable=_no_bar(progress, not items)) as bar:
         for batch in embedding_batches(items, batch_size):
-            res = gw.embed([t for _, t in batch], model=model, trace_id=report.trace_id)
+            vecs = gw.embed([t for _, t in batch], model=model,
+                            trace_id=report.trace_id).vectors
             report.embed_calls += 1
-            vecs = res.vectors
-            dims = Counter(len(v) for v in vecs)
-            if len(dims) != 1:
-                raise EmbeddingMismatch(f"model {model!r} returned vectors of different sizes "
-                                        f"{sorted(dims)} in one batch")
+            if len({len(v) for v in vecs}) != 1:
+                raise EmbeddingMismatch(f"model {model!r} returned vectors of different "
+                                        "sizes in one batch")
             writer.dim_check(len(vecs[0]))
-            cache.put(model, [(h, v) for (h, _), v in zip(batch, vecs, strict=True)])
-            for (h, _), v in zip(batch, vecs, strict=True):
-                vectors[h] = v
+            pairs = [(h, v) for (h, _), v in zip(batch, vecs, strict=True)]
+            cache.put(model, pairs)  # before the commit: a kill now loses no embedding
+            vectors.update(pairs)
             report.chunks_embedded += len(batch)
             bar.update(len(batch))
-            flush(force=False)
-    flush(force=True)
+            commit()
+    commit(force=True)
 
     writer.delete_docs(emptied)
     report.removed.extend(existing[d][1] for d in emptied)
     if prune and writer.table is not None:
-        gone = [d for d, (_, _, p) in existing.items() if d not in seen_ids
+        gone = [d for d, (_, _, p) in existing.items() if d not in seen
                 and any(Path(p).is_relative_to(root) for root in roots)]
         writer.delete_docs(gone)
         report.removed.extend(existing[d][1] for d in gone)

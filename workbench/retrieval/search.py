@@ -1,8 +1,8 @@
 """Search a collection: vector, full-text (LanceDB native FTS, BM25) or hybrid (RRF).
 
 What ``score`` means depends on the mode, and each is reported as itself:
-- ``vector``: cosine similarity of query and chunk, in [-1, 1] (MiniLM: > ~0.35 is
-  usually on topic, < ~0.2 is not);
+- ``vector``: cosine similarity of query and chunk, in [-1, 1] (MiniLM: a best hit
+  above ~0.35 is usually on topic, below ~0.25 usually not);
 - ``fts``: the BM25 score from LanceDB's inverted index (unbounded, only comparable
   within one query);
 - ``hybrid``: reciprocal-rank fusion, sum of 1/(60 + rank) over the two lists.
