@@ -223,3 +223,14 @@ def test_drop_removes_the_collection(gw: Gateway, corpus: Path) -> None:
     assert cols.names() == []
     with pytest.raises(CollectionNotFound):
         cols.drop("docs")
+
+
+def test_lancedb_uri_setting_moves_the_collections(make_gateway: Callable[..., Gateway],
+                                                   corpus: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKBENCH_LANCEDB_URI", str(tmp_path / "shared-lance"))
+    gw = make_gateway()
+    ingest(gw, [corpus / "guide.md"], progress=False)
+    assert (tmp_path / "shared-lance" / "docs.lance").is_dir()
+    assert not (tmp_path / ".workbench" / "lancedb" / "docs.lance").exists()
+    assert Collections.for_settings(gw.settings).uri == str(tmp_path / "shared-lance")
