@@ -236,6 +236,11 @@ def section_ingest(gw: Any, corpus: Path, collection: str, parts: int) -> Any:
     pipeline first on odd ones) so both see the same machine load; wall and CPU time."""
     emb = gw.provider("embedded").embedder()
     emb.embed(["warm up the session"])
+    # Importing lancedb/pyarrow costs seconds once per process: not per-chunk overhead.
+    t = time.perf_counter()
+    Collections.for_settings(gw.settings).names()
+    from tqdm.auto import tqdm  # noqa: F401
+    print(f"first use of LanceDB in this process (imports): {time.perf_counter() - t:.1f} s")
     files = sorted(corpus.glob("*.md"))
     # wall s, cpu s, texts
     totals = {"raw, same batches": [0.0, 0.0, 0], "pipeline": [0.0, 0.0, 0],
