@@ -136,7 +136,7 @@ def project_env(root: Path) -> dict[str, str]:
 class ServeProcess:
     """``workbench serve`` in its own process group, in ``root``; stopped with SIGTERM."""
 
-    def __init__(self, root: Path, *args: str):
+    def __init__(self, root: Path, *args: str, log_name: str = "serve.log"):
         import subprocess
         import sys
 
@@ -144,7 +144,7 @@ class ServeProcess:
 
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log = root / "serve.log"
+        self.log = root / log_name
         self._out = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "workbench", "serve", "--port", str(self.port), *args],
