@@ -3,6 +3,7 @@
 
     python scripts/build_jupyter_labs.py          # (re)write the editions
     python scripts/build_jupyter_labs.py --check  # exit 1 if any edition is stale
+    python scripts/build_jupyter_labs.py 06       # only the labs whose names start so
 
 Each ``labs/NN_name.py`` becomes ``labs/jupyter/NN_name.ipynb`` through
 ``marimo export ipynb`` (cells in file order; ``mo.md`` cells become Markdown cells), then:
@@ -74,8 +75,9 @@ def render(nb: dict[str, Any]) -> str:
     return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
 
 
-def expected() -> dict[Path, str]:
-    files = {OUT / f"{lab.stem}.ipynb": render(export(lab)) for lab in lab_files()}
+def expected(only: list[str] | None = None) -> dict[Path, str]:
+    files = {OUT / f"{lab.stem}.ipynb": render(export(lab)) for lab in lab_files()
+             if not only or lab.stem.startswith(tuple(only))}
     files[OUT / "labkit.py"] = (LABS / "labkit.py").read_text(encoding="utf-8")
     return files
 
@@ -84,12 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true",
                         help="Do not write; exit 1 if an edition is missing or stale.")
+    parser.add_argument("labs", nargs="*", metavar="LAB",
+                        help="Only these labs (a prefix of the file name: 06, 06_evals).")
     args = parser.parse_args(argv)
-    want = expected()
+    want = expected(args.labs)
     if args.check:
         stale = [p for p, text in want.items()
                  if not p.exists() or p.read_text(encoding="utf-8") != text]
-        extra = sorted(set(OUT.glob("*.ipynb")) - set(want))
+        extra = [] if args.labs else sorted(set(OUT.glob("*.ipynb")) - set(want))
         for p in stale:
             print(f"stale: {p.relative_to(ROOT)}")
         for p in extra:
