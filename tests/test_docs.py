@@ -29,3 +29,20 @@ def test_every_command_setting_and_public_name_is_documented() -> None:
     for name in workbench.__all__:
         if name != "__version__":
             assert f"`workbench.{name}`" in api
+    for name in workbench.__all__:  # and each has a docstring for its mkdocstrings section
+        if name != "__version__":
+            own = getattr(workbench, name).__doc__
+            assert own and own.strip(), f"workbench.{name} has no docstring of its own"
+
+
+def test_http_reference_documents_every_operation_as_it_answers() -> None:
+    http = (reference.DOCS / "http.md").read_text()
+    for name, spec in reference._openapi_specs().items():
+        for path, ops in spec["paths"].items():
+            for method, op in ops.items():
+                assert f"| `{method.upper()}` | `{path}` |" in http, (name, method, path)
+                codes = set(op["responses"])
+                # Invalid input is answered 400 in the OpenAI error shape, never FastAPI's 422.
+                assert "422" not in codes, (name, method, path)
+                if "requestBody" in op:
+                    assert "400" in codes, (name, method, path)

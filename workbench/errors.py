@@ -29,43 +29,59 @@ class WorkbenchError(Exception):
 
 
 class ConfigError(WorkbenchError):
+    """Settings or a profile are wrong or incomplete: fix workbench.toml or the environment."""
+
     code = "config_error"
 
 
 class BadRequest(WorkbenchError):
+    """The request itself is invalid (HTTP 400)."""
+
     status = 400
     code = "bad_request"
 
 
 class AuthError(WorkbenchError):
+    """Missing, unknown, revoked or expired key (HTTP 401)."""
+
     status = 401
     type = "authentication_error"
     code = "invalid_api_key"
 
 
 class PermissionDenied(WorkbenchError):
+    """The key or its team may not use this model (HTTP 403)."""
+
     status = 403
     type = "permission_error"
     code = "model_not_allowed"
 
 
 class ModelNotFound(WorkbenchError):
+    """No model of that name is configured (HTTP 404)."""
+
     status = 404
     type = "invalid_request_error"
     code = "model_not_found"
 
 
 class RateLimited(WorkbenchError):
+    """A requests- or tokens-per-minute limit is reached; retry later (HTTP 429)."""
+
     status = 429
     type = "rate_limit_error"
     code = "rate_limit_exceeded"
 
 
 class BudgetExceeded(RateLimited):
+    """The key's or team's budget cannot cover the call; retrying will not help (HTTP 429)."""
+
     code = "insufficient_quota"
 
 
 class ContentBlocked(WorkbenchError):
+    """Guardrails in block mode found PII or a secret in the input (HTTP 400)."""
+
     status = 400
     code = "content_blocked"
 
@@ -79,10 +95,14 @@ class UpstreamError(WorkbenchError):
 
 
 class UpstreamTimeout(UpstreamError):
+    """The provider did not answer in time, after retries and fallbacks (HTTP 504)."""
+
     status = 504
     code = "upstream_timeout"
 
 
 class NotFound(WorkbenchError):
+    """The thing asked for does not exist (HTTP 404)."""
+
     status = 404
     code = "not_found"

@@ -1,10 +1,13 @@
-"""Generates the reference pages (CLI, configuration) from the code, so the docs cannot
-drift: ``python -m workbench.reference`` rewrites them and a test fails when they are stale."""
+"""Generates the reference pages (CLI, configuration, Python API, HTTP APIs) from the code,
+so the docs cannot drift: ``python -m workbench.reference`` rewrites them and a test fails
+when they are stale."""
 
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,18 +86,86 @@ def api_markdown() -> str:
 
     import workbench
 
+    names = sorted(n for n in workbench.__all__ if n != "__version__")
     out = [HEADER, "# Python API reference\n\n",
-           "The public surface is `workbench.__all__`; everything else may change.\n\n",
+           "The public surface is `workbench.__all__`; everything else may change. Import "
+           "names from `workbench` (the module paths below are where they are defined).\n\n",
            "| name | kind | summary |\n| --- | --- | --- |\n"]
-    for name in sorted(n for n in workbench.__all__ if n != "__version__"):
+    for name in names:
         obj = getattr(workbench, name)
         kind = "class" if inspect.isclass(obj) else "function"
         doc = (inspect.getdoc(obj) or "").strip().split("\n\n")[0].replace("\n", " ")
-        out.append(f"| `workbench.{name}` | {kind} | {doc.replace('|', '/')} |\n")
+        out.append(f"| [`workbench.{name}`](#{name.lower()}) | {kind} | "
+                   f"{doc.replace('|', '/')} |\n")
+    # mkdocstrings renders signatures and docstrings from the source (griffe, static: the
+    # docs build imports nothing). ``workbench`` exports lazily, so point at the definition.
+    for name in names:
+        obj = getattr(workbench, name)
+        out.append(f"\n## {name}\n\n::: {obj.__module__}.{obj.__qualname__}\n")
     return "".join(out)
 
 
-PAGES = {"cli.md": cli_markdown, "configuration.md": config_markdown, "api.md": api_markdown}
+def _openapi_specs() -> dict[str, dict[str, Any]]:
+    """The OpenAPI documents of the gateway proxy and the service, built on a scratch data
+    dir (building an app loads no model and calls nothing)."""
+    from workbench.api import connect
+    from workbench.models.server import create_app
+    from workbench.service.app import create_service_app
+
+    with tempfile.TemporaryDirectory() as tmp:
+        gw = connect(data_dir=tmp, profile="embedded")
+        try:
+            return {"gateway": create_app(gw).openapi(),
+                    "service": create_service_app(gw, collection="docs").openapi()}
+        finally:
+            gw.close()
+
+
+_HTTP_INTRO = {
+    "gateway": "`workbench gateway`: the OpenAI-compatible proxy. Point any OpenAI SDK at "
+               "`http://HOST:PORT/v1` with a workbench key as the API key.",
+    "service": "`workbench serve`: the RAG service (answers with citations, feedback, "
+               "probes, metrics) and its chat page at `/`.",
+}
+
+
+def http_markdown() -> str:
+    specs = _openapi_specs()
+    out = [HEADER, "# HTTP API reference\n\n",
+           "Generated from the OpenAPI documents of the two HTTP servers. A running server "
+           "also serves its document at `/openapi.json` and interactive docs at `/docs`. "
+           "Errors use the OpenAI error shape `{\"error\": {\"message\", \"type\", "
+           "\"code\"}}` with the status codes listed per operation.\n"]
+    for name, spec in specs.items():
+        out.append(f"\n## {spec['info']['title']}\n\n{_HTTP_INTRO[name]} "
+                   f"Full document: [openapi-{name}.json](openapi-{name}.json).\n\n")
+        out.append("| method | path | summary | request body | responses |\n"
+                   "| --- | --- | --- | --- | --- |\n")
+        for path, ops in spec["paths"].items():
+            for method, op in ops.items():
+                body = op.get("requestBody", {}).get("content", {})
+                schemas = sorted({_schema_name(c.get("schema", {})) for c in body.values()})
+                codes = ", ".join(sorted(op.get("responses", {})))
+                summary = (op.get("summary") or "").replace("|", "/")
+                out.append(f"| `{method.upper()}` | `{path}` | {summary} | "
+                           f"{', '.join(f'`{s}`' for s in schemas if s)} | {codes} |\n")
+    return "".join(out)
+
+
+def _schema_name(schema: dict[str, Any]) -> str:
+    ref = schema.get("$ref") or next((s.get("$ref") for s in schema.get("anyOf", [])
+                                      if "$ref" in s), "")
+    return str(ref).rsplit("/", 1)[-1] if ref else str(schema.get("type", ""))
+
+
+def _openapi_json(name: str) -> Callable[[], str]:
+    return lambda: json.dumps(_openapi_specs()[name], indent=1, sort_keys=True) + "\n"
+
+
+PAGES: dict[str, Callable[[], str]] = {
+    "cli.md": cli_markdown, "configuration.md": config_markdown, "api.md": api_markdown,
+    "http.md": http_markdown, "openapi-gateway.json": _openapi_json("gateway"),
+    "openapi-service.json": _openapi_json("service")}
 
 
 def write() -> list[Path]:

@@ -27,6 +27,9 @@ class Finding:
 
 
 class Recognizer(Protocol):
+    """A detector of one kind of PII or secret: ``find`` returns its matches in ``text``.
+    Pass your own set through ``Guardrails(recognizers=[...])``."""
+
     name: str
 
     def find(self, text: str) -> list[Finding]: ...

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 
 class Provider(Protocol):
+    """The seam to a model runtime (the embedded one, or an OpenAI-compatible endpoint): the
+    Gateway calls it with an OpenAI request body and the model's spec, after governance."""
+
     name: str
 
     def chat(self, body: dict[str, Any], spec: ModelSpec) -> dict[str, Any]: ...

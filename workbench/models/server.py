@@ -142,6 +142,27 @@ def error_response(err: WorkbenchError) -> Response:
     return _error_json(err.status, err.to_openai(), headers)
 
 
+def document_400_not_422(app: FastAPI) -> None:
+    """Drop FastAPI's automatic 422 from the OpenAPI document: our handler answers invalid
+    requests with 400 in the OpenAI error shape, which every operation documents already."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version,
+                               description=app.description, routes=app.routes)
+            for ops in spec.get("paths", {}).values():
+                for op in ops.values():
+                    op.get("responses", {}).pop("422", None)
+            schemas = spec.get("components", {}).get("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(unused, None)
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def validation_error_message(exc: RequestValidationError) -> str:
     """A readable summary of what was wrong, from field paths and pydantic's messages
     only (never the offending input, which may be prompt text)."""
@@ -307,6 +328,7 @@ def create_app(gateway: Gateway) -> FastAPI:
                     "`Authorization: Bearer <key>`.",
     )
     app.state.gateway = gateway
+    document_400_not_422(app)
 
     @app.exception_handler(WorkbenchError)
     async def _workbench_error(request: Request, exc: WorkbenchError) -> Response:

@@ -159,6 +159,8 @@ class ChatResult:
 
 @dataclass
 class EmbeddingResult:
+    """What ``Gateway.embed`` returns: the OpenAI embeddings response plus governance facts."""
+
     response: dict[str, Any]
     trace_id: str
     model: str

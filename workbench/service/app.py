@@ -46,6 +46,7 @@ from workbench.models.server import (
     BodyLimitMiddleware,
     RequestTooLarge,
     TraceIdMiddleware,
+    document_400_not_422,
     validation_error_message,
 )
 from workbench.observability.feedback_http import feedback_router
@@ -446,6 +447,7 @@ def create_service_app(gateway: Gateway | None = None, settings: ServiceSettings
     )
     app.state.service = state
     _add_error_handlers(app)
+    document_400_not_422(app)
     _add_routes(app, state)
     router = feedback_router(lambda: state.gateway.store, dependencies=[Depends(_feedback_rules)],
                              max_body_bytes=svc.max_request_bytes)
