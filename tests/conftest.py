@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -93,20 +91,9 @@ def free_port() -> int:
 @contextmanager
 def live_server(app: Any) -> Iterator[str]:
     """Serve an ASGI app with uvicorn on a free loopback port (background thread);
-    yields the base URL. ``from tests.conftest import live_server``."""
-    import uvicorn
+    yields the base URL without its trailing slash. ``from tests.conftest import
+    live_server``. Lifespan off: the tests own the app's gateway."""
+    from workbench.service.background import BackgroundServer
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError(f"uvicorn did not start on port {port}")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with BackgroundServer(app, lifespan="off") as server:
+        yield server.url.rstrip("/")

@@ -10,7 +10,7 @@ feedback keyed by that trace id; ``/healthz``, ``/readyz`` and ``/metrics`` are 
 platform; ``/`` is the chat page. See docs/playbooks/deployment.md.
 
 Submodules load on first use (FastAPI and the retrieval stack are not needed to import
-the package).
+the package). ``BackgroundServer`` runs an app from a thread, for notebooks and labs.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
+    "BackgroundServer": "workbench.service.background",
     "Caller": "workbench.service.app",
     "create_service_app": "workbench.service.app",
     "app_factory": "workbench.service.app",
@@ -26,11 +27,12 @@ _EXPORTS = {
     "load_service_settings": "workbench.service.settings",
 }
 
-__all__ = ["Caller", "ServiceSettings", "app_factory", "create_service_app",
+__all__ = ["BackgroundServer", "Caller", "ServiceSettings", "app_factory", "create_service_app",
            "load_service_settings"]
 
 if TYPE_CHECKING:
     from workbench.service.app import Caller, app_factory, create_service_app
+    from workbench.service.background import BackgroundServer
     from workbench.service.settings import ServiceSettings, load_service_settings
 
 
