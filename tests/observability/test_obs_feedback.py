@@ -237,3 +237,23 @@ def test_http_batch_is_all_or_nothing(client: TestClient, store: Store) -> None:
                                        {"trace_id": T1, "kind": "thumbs", "value": 3}])
     assert r.status_code == 400 and "thumbs needs a boolean" in r.json()["error"]["message"]
     assert feedback.list_feedback(store) == []
+
+
+def test_pii_in_feedback_text_is_masked_before_it_is_stored(client: TestClient, store: Store,
+                                                            tmp_path: Path) -> None:
+    email, card = "canary.person@example.com", "4111 1111 1111 1111"
+    sent = [{"trace_id": T1, "kind": "thumbs", "value": False,
+             "comment": f"mail me at {email}", "metadata": {"note": f"card {card}"}},
+            {"trace_id": T1, "kind": "edit", "value": f"Write to {email} for help."}]
+    assert client.post("/feedback", json=sent).status_code == 201
+    # A resend with the same idempotency id is still recognised (hash of what was sent).
+    again = {**sent[0], "idempotency_id": "pii-1"}
+    assert client.post("/feedback", json=again).json()["status"] in ("created", "updated")
+    assert client.post("/feedback", json=again).json()["status"] == "duplicate"
+    with store.read() as conn:
+        stored = json.dumps([dict(r._mapping) for r in conn.execute(select(feedback_table))],
+                            default=str)
+    assert email not in stored and card not in stored and "1111" not in stored
+    assert "[EMAIL]" in stored and "for help." in stored  # masked, not dropped
+    listed = json.dumps(client.get("/feedback", params={"trace_id": T1}).json())
+    assert email not in listed and "[EMAIL]" in listed

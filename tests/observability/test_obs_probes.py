@@ -3,8 +3,6 @@ the embedded model is switched (smollm2 -> gemma3), a real HTTP target, and the 
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import free_port
+from tests.conftest import free_port, live_server
 from tests.fakes import FakeProvider
 from workbench.errors import ConfigError
 from workbench.models.gateway import Gateway
@@ -196,7 +194,6 @@ expect = { exact = "Paris" }
 @pytest.fixture
 def service(make_gateway: Callable[..., Gateway]) -> Iterator[str]:
     """A real HTTP server on loopback speaking OpenAI chat completions and POST /ask."""
-    import uvicorn
     from fastapi import FastAPI
 
     gw = make_gateway(providers={"fake": FakeProvider(text="Paris")},
@@ -214,16 +211,8 @@ def service(make_gateway: Callable[..., Gateway]) -> Iterator[str]:
         return {"answer": res.text, "sources": [], "trace_id": res.trace_id,
                 "model": res.model}
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with live_server(app) as base:
+        yield base
 
 
 def test_http_targets_probe_a_running_service(service: str, make_gateway: Callable[..., Gateway],
@@ -263,3 +252,22 @@ def test_cli_probe_exit_codes(tmp_path: Path, make_gateway: Callable[..., Gatewa
     res = runner.invoke(app, ["probe", str(bad)])
     assert res.exit_code == 1
     assert "FAIL" in res.output and "0/1 passed" in res.output
+
+
+def test_http_probe_of_the_real_gateway_proxy_keeps_its_trace_id(
+        make_gateway: Callable[..., Gateway], tmp_path: Path) -> None:
+    from workbench.models import ledger
+    from workbench.models.server import TRACE_HEADER, create_app
+
+    assert pr.TRACE_HEADER == TRACE_HEADER
+    gw = make_gateway(providers={"fake": FakeProvider(text="Paris")},
+                      models=[{"name": "fake-chat", "provider": "fake"}], chat_model="fake-chat")
+    _, secret = gw.policy.create_key(team="probes")
+    probes = pr.load_probes(write(tmp_path, "probes.toml",
+                                  '[[probe]]\nname = "cap"\ninput = "capital?"\n'
+                                  'expect = { exact = "Paris" }\n'))
+    with live_server(create_app(gw)) as base:
+        run = pr.run_probes(probes, pr.HttpTarget(base, api="openai", key=secret), gw.store)
+    assert run.ok, run.results[0].error
+    trace_id = run.results[0].trace_id
+    assert trace_id and ledger.entries(gw.store, trace_id=trace_id)  # the call it made

@@ -25,11 +25,14 @@ signal updates the row (the latest thumbs wins, ``occurrences`` counts repeats),
 implicit signals are never double counted and never summed with thumbs. Re-sending a
 request with the same ``idempotency_id`` is a no-op that returns the stored row.
 Feedback for a trace the span store has not seen yet is accepted and linked later.
+PII and secrets in feedback text (comments, edited answers, metadata strings) are masked
+with the default guardrails before anything is stored.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import time
@@ -268,10 +271,14 @@ def record(store: Store, data: dict[str, Any] | FeedbackIn | None = None,
         fb = parse({**data.model_dump(exclude_unset=True), **fields}) if fields else data
     else:
         fb = parse({**(data or {}), **fields})
-    norm = _normalise(fb)
+    _normalise(fb)  # reject bad input before anything else
+    # The idempotency hash is of what the client sent (a retry repeats it byte for byte);
+    # what is stored is masked.
     request_hash = hashlib.sha256(json.dumps(
         fb.model_dump(exclude={"idempotency_id", "timestamp"}), sort_keys=True,
         default=str).encode()).hexdigest()
+    fb = _masked(fb)
+    norm = _normalise(fb)
     dedupe = hashlib.sha256("\x1f".join((
         norm.trace_id, norm.span_id or "", norm.kind, norm.name, fb.source_kind,
         fb.source_id or "")).encode()).hexdigest()
@@ -284,6 +291,32 @@ def record(store: Store, data: dict[str, Any] | FeedbackIn | None = None,
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+def _masked(fb: FeedbackIn) -> FeedbackIn:
+    """Feedback text is user input: emails, card numbers, keys pasted into a comment or an
+    edited answer are masked (``[EMAIL]``…) before they are stored, exported or turned into
+    golden data, as the gateway masks prompts."""
+    guard = _guardrails()
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, str):
+            return guard.mask(v).text
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    return fb.model_copy(update={"value": clean(fb.value), "comment": clean(fb.comment),
+                                 "metadata": clean(fb.metadata)})
+
+
+@functools.cache
+def _guardrails() -> Any:
+    from workbench.models.guardrails import Guardrails
+
+    return Guardrails()
 
 
 def _write(store: Store, fb: FeedbackIn, norm: _Normalised, dedupe: str,

@@ -40,6 +40,10 @@ from workbench.observability.schema import ensure_schema, probe_results, probe_r
 from workbench.observability.views import html_table
 from workbench.store import Store
 
+# The workbench gateway's trace-id response header (workbench.models.server.TRACE_HEADER;
+# not imported from there, which would load FastAPI for every probe run).
+TRACE_HEADER = "x-workbench-trace-id"
+
 if TYPE_CHECKING:
     from workbench.models.gateway import Gateway
 
@@ -254,7 +258,7 @@ class HttpTarget:
         choices = data.get("choices") or [{}]
         text = str((choices[0].get("message") or {}).get("content") or "")
         return Output(text, data.get("model"), data.get("system_fingerprint"), latency,
-                      resp.headers.get("x-trace-id"))
+                      resp.headers.get(TRACE_HEADER))
 
 
 # -- running -----------------------------------------------------------------------------
