@@ -145,6 +145,10 @@ def test_from_feedback_export(tmp_path: Path) -> None:
     assert len(ds.warnings) == 1 and "no question" in ds.warnings[0]
     with pytest.raises(BadRequest, match="no usable feedback"):
         d.from_feedback([{"id": "x", "question": None}])
+    # `workbench eval feedback.jsonl` takes the export as it is: load() recognises it.
+    loaded = d.load(export)
+    assert [s.to_dict() for s in loaded] == [s.to_dict() for s in ds]
+    assert loaded.name == "feedback" and len(loaded.warnings) == 1
 
 
 def test_from_answers() -> None:

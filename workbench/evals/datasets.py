@@ -384,7 +384,17 @@ def load(path: str | Path) -> GoldenDataset:
     except UnicodeDecodeError:
         raise BadRequest(f"{p}: not UTF-8 text; save the dataset as UTF-8") from None
     fmt = "csv" if p.suffix.lower() == ".csv" else "jsonl"
+    if fmt == "jsonl" and _is_feedback_export(text):
+        # `workbench feedback export` output: evaluable as it is (edits are references,
+        # thumbs-down rows are tagged needs-reference), no conversion step needed.
+        return from_feedback(p, name=p.stem)
     return parse(text, source=str(p), fmt=fmt)
+
+
+def _is_feedback_export(text: str) -> bool:
+    header, rows, _ = _jsonl_rows(text)
+    return not header and bool(rows) and all(
+        isinstance(r, dict) and isinstance(r.get("feedback"), dict) for _, r in rows)
 
 
 def from_rows(rows: Iterable[Mapping[str, Any]], *, name: str = "golden",

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from workbench import evals
 
 GOLDEN = Path(__file__).resolve().parent.parent / "evals" / "golden.jsonl"
-THRESHOLDS = {"checks": 1.0}  # the share of rows whose checks all pass
+THRESHOLDS = {"checks": 1.0}  # the share of individual checks that pass
 
 
 def test_golden_set_passes_the_gate(service: TestClient) -> None:
