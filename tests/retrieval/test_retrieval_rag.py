@@ -37,6 +37,19 @@ def test_ask_answers_with_sources_and_one_trace(gw: Gateway, corpus: Path) -> No
     assert sorted(ledger_rows(gw, ans.trace_id)) == [("chat", "ok"), ("embeddings", "ok")]
     data = ans.to_dict()
     assert data["trace_id"] == ans.trace_id and data["sources"][0]["source"] == top.source
+    # One trace: rag.ask (CHAIN) > rag.retrieve (RETRIEVER, with the documents) and the
+    # Gateway's EMBEDDING and LLM spans.
+    from workbench.observability import tracing
+    from workbench.observability.traces import get_trace
+
+    tracing.default_tracer(gw).flush()
+    trace = get_trace(gw.store, ans.trace_id)
+    assert [r.name for r in trace.roots] == ["rag.ask"]
+    assert {s.kind for s in trace.spans} == {"CHAIN", "RETRIEVER", "EMBEDDING", "LLM"}
+    retrieve = next(s for s in trace.spans if s.kind == "RETRIEVER")
+    assert "foghorn" in retrieve.documents()[0]["content"]
+    assert trace.question() == "How often does the foghorn sound when visibility drops?"
+    assert trace.answer() == ans.answer
 
 
 def test_nothing_relevant_means_i_dont_know_without_a_model_call(gw: Gateway,

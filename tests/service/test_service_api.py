@@ -76,7 +76,7 @@ def test_ask_answers_with_sources_and_one_trace(served: Served) -> None:
     assert {r["key_id"] for r in rows} == {served.key_id}
     trace = get_trace(served.gw.store, trace_id)
     assert [s.name for s in trace.roots] == ["service.ask"]
-    assert {s.kind for s in trace.spans} == {"CHAIN", "EMBEDDING", "LLM"}
+    assert {s.kind for s in trace.spans} == {"CHAIN", "RETRIEVER", "EMBEDDING", "LLM"}
     assert trace.answer() == FAKE_ANSWER and trace.question() == QUESTION
 
 
@@ -168,7 +168,7 @@ def test_stream_sends_meta_tokens_then_the_answer(make_service: Any) -> None:
     assert done["answer"] == answer.strip() and done["sources"]
     assert {r["outcome"] for r in ledger.entries(served.gw.store, trace_id=trace_id)} == {"ok"}
     assert {s.kind for s in get_trace(served.gw.store, trace_id).spans} == {
-        "CHAIN", "EMBEDDING", "LLM"}
+        "CHAIN", "RETRIEVER", "EMBEDDING", "LLM"}
 
 
 def test_stream_refusals_are_http_errors_not_events(make_service: Any) -> None:

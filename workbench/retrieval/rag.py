@@ -126,21 +126,46 @@ def ask(gw: Gateway, question: str, *, collection: str = DEFAULT_COLLECTION, k: 
         mode: Mode = "hybrid", model: str | None = None, max_tokens: int = 128,
         min_similarity: float = MIN_SIMILARITY, filters: Mapping[str, Any] | None = None,
         chars_per_source: int = 600, reranker: Reranker | None = None) -> Answer:
-    """Answer ``question`` from ``collection`` with numbered, cited sources."""
-    trace_id = new_trace_id()
+    """Answer ``question`` from ``collection`` with numbered, cited sources.
+
+    Traced as a ``rag.ask`` CHAIN span holding a ``rag.retrieve`` RETRIEVER span (the
+    documents found, best first) and the Gateway's EMBEDDING and LLM spans; inside an
+    active span (e.g. the service's ``service.ask``) the whole tree nests under it.
+    Question, answer and document text are masked before they reach a span.
+    """
+    from workbench.observability import tracing
+
+    mask = gw.guardrails.mask
+    trace_id = tracing.current_trace_id() or new_trace_id()
     searcher = Searcher(gw, collection)
-    hits = searcher.search(question, k=k, mode=mode, filters=filters, reranker=reranker,
-                           trace_id=trace_id)
-    relevant = [h for h in hits if h.similarity is None or h.similarity >= min_similarity]
-    if not relevant:
-        return Answer(question, IDK, [], trace_id, grounded=False)
-    res = gw.chat(build_prompt(question, relevant, chars_per_source), model=model,
-                  max_tokens=max_tokens, temperature=0, trace_id=trace_id)
-    cited = {int(n) for n in re.findall(r"\[(\d+)\]", res.text)}
-    sources = [Source(n=i, source=h.source, title=h.title, heading=h.heading, score=h.score,
-                      similarity=h.similarity, snippet=h.snippet(), cited=i in cited)
-               for i, h in enumerate(relevant, 1)]
-    return Answer(question, cut_repetition(res.text), sources, res.trace_id, model=res.model,
+    with tracing.span("rag.ask", kind="CHAIN", input=mask(question).text, gateway=gw,
+                      trace_id=trace_id,
+                      attributes={"workbench.collection": collection,
+                                  "workbench.search_mode": mode, "workbench.k": k}) as root:
+        with tracing.span("rag.retrieve", kind="RETRIEVER", input=mask(question).text,
+                          gateway=gw) as retrieve:
+            hits = searcher.search(question, k=k, mode=mode, filters=filters,
+                                   reranker=reranker, trace_id=trace_id)
+            retrieve.set_documents([{"id": h.id, "score": h.score,
+                                     "content": mask(h.text).text,
+                                     "metadata": {"source": h.source, "similarity": h.similarity}}
+                                    for h in hits])
+        relevant = [h for h in hits if h.similarity is None or h.similarity >= min_similarity]
+        if not relevant:
+            root.set_output(IDK)
+            root.set_attributes({"workbench.grounded": False})
+            return Answer(question, IDK, [], trace_id, grounded=False)
+        res = gw.chat(build_prompt(question, relevant, chars_per_source), model=model,
+                      max_tokens=max_tokens, temperature=0, trace_id=trace_id)
+        cited = {int(n) for n in re.findall(r"\[(\d+)\]", res.text)}
+        sources = [Source(n=i, source=h.source, title=h.title, heading=h.heading,
+                          score=h.score, similarity=h.similarity, snippet=h.snippet(),
+                          cited=i in cited)
+                   for i, h in enumerate(relevant, 1)]
+        answer = cut_repetition(res.text)
+        root.set_output(mask(answer).text)
+        root.set_attributes({"workbench.grounded": True, "workbench.sources": len(sources)})
+    return Answer(question, answer, sources, res.trace_id, model=res.model,
                   usage=res.usage, latency_ms=res.latency_ms)
 
 
