@@ -33,10 +33,18 @@ def test_keys_lifecycle_prints_secret_once(tmp_path: Path) -> None:
     assert key_id in listed.stdout and secret not in listed.stdout
     row = next(r for r in json.loads(listed.stdout) if r["id"] == key_id)
     assert row["budget_usd"] == 2 and row["status"] == "active"
+    raised = wb("keys", "set", key_id, "--budget-usd", "7.5", "--rpm", "9")
+    assert raised.returncode == 0 and "budget_usd=7.5" in raised.stdout, raised.stderr
+    row = next(r for r in json.loads(wb("keys", "list", "--json").stdout) if r["id"] == key_id)
+    assert row["budget_usd"] == 7.5 and row["rpm"] == 9 and row["models"] == ["smollm2-135m"]
+    empty = wb("keys", "set", key_id)
+    assert empty.returncode == 1 and "nothing to change" in empty.stderr
     revoked = wb("keys", "revoke", key_id)
     assert revoked.returncode == 0
     again = wb("keys", "revoke", key_id)
     assert again.returncode == 1 and "already revoked" in again.stderr
+    late = wb("keys", "set", key_id, "--rpm", "1")
+    assert late.returncode == 1 and "revoked" in late.stderr
     assert "Traceback" not in again.stderr
     oops = wb("keys", "revoke", secret)
     assert oops.returncode == 1 and secret not in oops.stderr + oops.stdout

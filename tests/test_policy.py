@@ -117,3 +117,25 @@ def test_audit_chain_records_admin_actions_and_detects_tampering(any_store: Stor
                      .values(details={"team": "t", "budget_usd": 1000}))
     check = audit.verify(any_store)
     assert not check.ok and check.first_bad_id == first
+
+
+def test_update_key_changes_limits_audited_and_never_below_spend(any_store: Store) -> None:
+    pol = Policy(any_store)
+    key_id, secret = pol.create_key(team="t", budget_usd=1.0, models="smollm2-135m")
+    res = pol.reserve(pol.authenticate(secret), 0.4)
+    pol.settle(res, 0.4)
+    with pytest.raises(BadRequest, match="below what key"):
+        pol.update_key(key_id, budget_usd=0.3)
+    assert pol.update_key(key_id, budget_usd=2.0, models="smollm2-135m,gemma3-270m") == {
+        "budget_usd": 2.0, "models": ["smollm2-135m", "gemma3-270m"]}
+    principal = pol.authenticate(secret)
+    pol.check_model(principal, "gemma3-270m")  # the new allowlist applies at once
+    assert pol.budget_state(key_id)["budget_usd"] == 2.0
+    with pytest.raises(NotFound):
+        pol.update_key("key_nope", rpm=5)
+    with pytest.raises(BadRequest, match="nothing to change"):
+        pol.update_key(key_id)
+    with any_store.read() as conn:
+        actions = [r.action for r in conn.execute(select(audit_table.c.action))]
+    assert actions.count("key.update") == 1
+    assert audit.verify(any_store).ok

@@ -10,7 +10,8 @@ import typer
 from workbench.cli.common import KEY_HELP, console, fmt, gateway, print_json, table
 from workbench.errors import BadRequest
 
-keys_app = typer.Typer(help="Create, list and revoke workbench API keys.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create, list, change and revoke workbench API keys.",
+                       no_args_is_help=True)
 teams_app = typer.Typer(help="Team-wide allowlists, budgets and rate limits.",
                         no_args_is_help=True)
 
@@ -104,6 +105,25 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id (key_…), no
         raise BadRequest("pass the key id (key_…) shown by `workbench keys list`, not the secret")
     Policy(gateway().store).revoke_key(key_id, actor="cli")
     console.print(f"revoked {key_id}")
+
+
+@keys_app.command("set")
+def keys_set(
+    key_id: Annotated[str, typer.Argument(help="Key id (key_…), not the secret.")],
+    models: Annotated[str | None, typer.Option(help="Comma-separated model allowlist.")] = None,
+    budget_usd: Annotated[float | None, typer.Option(
+        help="New lifetime spend limit in USD (not below what the key has spent).")] = None,
+    rpm: Annotated[int | None, typer.Option(help="Requests per minute.")] = None,
+    tpm: Annotated[int | None, typer.Option(help="Tokens per minute.")] = None,
+) -> None:
+    """Change a live key's allowlist, budget or rate limits (audited)."""
+    from workbench.models.policy import Policy
+
+    if key_id.startswith("wb-"):
+        raise BadRequest("pass the key id (key_…) shown by `workbench keys list`, not the secret")
+    changed = Policy(gateway().store).update_key(key_id, models=models, budget_usd=budget_usd,
+                                                 rpm=rpm, tpm=tpm, actor="cli")
+    console.print(f"updated {key_id}: " + ", ".join(f"{k}={v}" for k, v in changed.items()))
 
 
 @teams_app.command("set")

@@ -265,6 +265,36 @@ class Policy:
                                       "guardrail_mode": guardrail_mode, "cache": cache})
         return key_id, secret
 
+    def update_key(self, key_id: str, *, models: list[str] | str | None = None,
+                   budget_usd: float | None = None, rpm: int | None = None,
+                   tpm: int | None = None, actor: str = "admin") -> dict[str, Any]:
+        """Change a live key's allowlist or limits (None leaves a limit unchanged); returns
+        what changed. A budget below what the key has already spent is refused: raise it,
+        or revoke the key."""
+        _check_limits(budget_usd, rpm, tpm)
+        parsed = _parse_models(models)
+        values: dict[str, Any] = {"models": parsed} if parsed is not None else {}
+        for col, val in (("budget_usd", budget_usd), ("rpm", rpm), ("tpm", tpm)):
+            if val is not None:
+                values[col] = val
+        if not values:
+            raise BadRequest("nothing to change: give --budget-usd, --rpm, --tpm or --models")
+        with self.store.write() as conn:
+            row = conn.execute(select(keys.c.revoked_at, keys.c.spent_usd, keys.c.reserved_usd)
+                               .where(keys.c.id == key_id)).first()
+            if row is None:
+                raise NotFound(f"no key with id {key_id}; see `workbench keys list`")
+            if row.revoked_at is not None:
+                raise BadRequest(f"key {key_id} is revoked; create a new key instead")
+            committed = row.spent_usd + row.reserved_usd
+            if budget_usd is not None and budget_usd < committed:
+                raise BadRequest(f"budget {budget_usd} USD is below what key {key_id} has already "
+                                 f"spent or reserved ({committed:.6f} USD)")
+            conn.execute(update(keys).where(keys.c.id == key_id).values(**values))
+            audit_log.append(self.store, conn, actor=actor, action="key.update", target=key_id,
+                             details=values)
+        return values
+
     def revoke_key(self, key_id: str, *, actor: str = "admin") -> None:
         with self.store.write() as conn:
             res = conn.execute(update(keys).where(and_(keys.c.id == key_id,
