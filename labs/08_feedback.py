@@ -748,7 +748,8 @@ def _():
     ```
 
     (`workbench feedback export --select edit` writes the raw export with its feedback
-    fields: read it with `evals.from_feedback(path)` and `save()` the dataset, as here.)
+    fields; `workbench eval run` converts such a file on the fly. Save a reviewed dataset,
+    as here, when it is to live in git.)
     """)
     return
 
