@@ -54,27 +54,8 @@ def _():
 def _():
     gw = labkit.connect()
     FAST = labkit.ci_mode()  # CI: the same evals on fewer samples
-    corpus = Path(gw.settings.data_dir) / "lab6-corpus"
-    corpus.mkdir(parents=True, exist_ok=True)
-    handbook = {
-        "expenses.md": "# Expenses\n\n## Deadlines\n\nExpense reports are due on the 5th of "
-                       "each month. Late reports are paid the month after.\n\n## Receipts\n\n"
-                       "Keep receipts for seven years. Photos of receipts are accepted.\n",
-        "vpn.md": "# VPN\n\n## Access\n\nConnect to the office network from home with the VPN "
-                  "client. The VPN password rotates every 90 days.\n\n## Travel\n\nSome "
-                  "countries block VPNs: ask IT before you travel.\n",
-        "badges.md": "# Badges\n\n## Badge readers\n\nIf a door does not open, check the "
-                     "reader's display. ERR-4711 means the badge reader lost its network "
-                     "connection: power-cycle it.\n",
-        "printers.md": "# Printers\n\n## Printer errors\n\nIf nothing prints, check the "
-                       "printer's display. ERR-4712 means the printer queue is full: cancel "
-                       "old jobs.\n",
-        "holidays.md": "# Holidays\n\n## Allowance\n\nEveryone gets 28 days of paid leave per "
-                       "year, including public holidays.\n\n## Booking\n\nBook leave at least "
-                       "two weeks ahead in the HR portal.\n",
-    }
-    for _name, _text in handbook.items():
-        (corpus / _name).write_text(_text, encoding="utf-8")
+    handbook = labkit.HANDBOOK  # five short Markdown pages (see labs/labkit.py)
+    corpus = labkit.write_corpus(Path(gw.settings.data_dir) / "lab6-corpus", handbook)
     baseline_ingest = retrieval.ingest(
         gw, [corpus], collection="lab6_markdown",
         chunking=ChunkingConfig(strategy="markdown", max_tokens=120), progress=False)

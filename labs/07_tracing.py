@@ -43,9 +43,7 @@ def _():
 @app.cell
 def _():
     gw = labkit.connect()
-    _corpus = Path(gw.settings.data_dir) / "lab7-corpus"
-    _corpus.mkdir(parents=True, exist_ok=True)
-    for _name, _text in {
+    _corpus = labkit.write_corpus(Path(gw.settings.data_dir) / "lab7-corpus", {
         "badges.md": "# Badges\n\n## Badge readers\n\nIf a door does not open, check the "
                      "reader's display. ERR-4711 means the badge reader lost its network "
                      "connection: power-cycle it.\n",
@@ -54,8 +52,7 @@ def _():
                        "old jobs.\n",
         "vpn.md": "# VPN\n\n## Access\n\nConnect from home with the VPN client. The VPN "
                   "password rotates every 90 days.\n",
-    }.items():
-        (_corpus / _name).write_text(_text, encoding="utf-8")
+    })
     ingested = retrieval.ingest(gw, [_corpus], collection="lab7_helpdesk",
                                 chunking=ChunkingConfig(max_tokens=120), progress=False)
     gw.chat("Hi", max_tokens=1)  # load the model now, so its load time is not in a trace

@@ -51,9 +51,7 @@ def _():
     # 4x slower than one when other jobs hold the cores).
     gw = labkit.connect(data_dir=os.path.join(labkit.scratch_dir(), "data"),
                         **({"n_threads": 1} if labkit.ci_mode() else {}))
-    _corpus = Path(gw.settings.data_dir) / "lab8-corpus"
-    _corpus.mkdir(parents=True, exist_ok=True)
-    for _name, _text in {
+    _corpus = labkit.write_corpus(Path(gw.settings.data_dir) / "lab8-corpus", {
         "badges.md": "# Badges\n\n## Badge readers\n\nIf a door does not open, check the "
                      "reader's display. ERR-4711 means the badge reader lost its network "
                      "connection: power-cycle it.\n",
@@ -66,8 +64,7 @@ def _():
         "vpn.md": "# VPN\n\n## Access\n\nConnect from home with the VPN client. The VPN "
                   "password rotates every 90 days.\n\n## Travel\n\nSome countries block "
                   "VPNs: ask IT before you travel.\n",
-    }.items():
-        (_corpus / _name).write_text(_text, encoding="utf-8")
+    })
     _ingested = retrieval.ingest(gw, [_corpus], collection="lab8_helpdesk",
                                  chunking=ChunkingConfig(max_tokens=120), progress=False)
     # The production service, in this process: the same app `workbench serve` runs.

@@ -82,10 +82,7 @@ def _():
                          "Access to production systems is granted after the security "
                          "training, which takes two hours.\n",
     }
-    _corpus = Path(gw.settings.data_dir) / "lab9-corpus"
-    _corpus.mkdir(parents=True, exist_ok=True)
-    for _name, _text in HANDBOOK.items():
-        (_corpus / _name).write_text(_text, encoding="utf-8")
+    _corpus = labkit.write_corpus(Path(gw.settings.data_dir) / "lab9-corpus", HANDBOOK)
     live_index = retrieval.ingest(gw, [_corpus], collection="lab9_handbook",
                                   chunking=ChunkingConfig(max_tokens=120), progress=False)
     # One key per purpose, as in production: the app's clients, the probe runner (no
@@ -451,11 +448,9 @@ def gate_service(url, key, golden, extra_checks, gw, name, **config):
 @app.cell
 def _(GOLDEN, HANDBOOK, app_key, found_the_passage, gw, live_settings, live_url):
     # The candidate: the same service on the migrated index, in a staging slot of its own.
-    _migrated = Path(gw.settings.data_dir) / "lab9-corpus-v2"
-    _migrated.mkdir(parents=True, exist_ok=True)
-    for _name, _text in HANDBOOK.items():
-        if _name != "on-call.md":  # lost in the migration
-            (_migrated / _name).write_text(_text, encoding="utf-8")
+    _migrated = labkit.write_corpus(  # on-call.md was lost in the migration
+        Path(gw.settings.data_dir) / "lab9-corpus-v2",
+        {_n: _t for _n, _t in HANDBOOK.items() if _n != "on-call.md"})
     retrieval.ingest(gw, [_migrated], collection="lab9_handbook_v2",
                      chunking=ChunkingConfig(max_tokens=120), progress=False)
     _candidate_app = create_service_app(

@@ -287,6 +287,39 @@ def text_area(value: str, label: str = "") -> Any:
     return mo.ui.text_area(value=value, label=label, full_width=True)
 
 
+# -- lab data ----------------------------------------------------------------------------
+# The small company handbook labs 4 and 6 retrieve from: tiny on purpose (every result fits
+# on the screen), with exact codes (ERR-4711) that separate BM25 from vectors.
+HANDBOOK: dict[str, str] = {
+    "expenses.md": "# Expenses\n\n## Deadlines\n\nExpense reports are due on the 5th of "
+                   "each month. Late reports are paid the month after.\n\n## Receipts\n\n"
+                   "Keep receipts for seven years. Photos of receipts are accepted.\n",
+    "vpn.md": "# VPN\n\n## Access\n\nConnect to the office network from home with the VPN "
+              "client. The VPN password rotates every 90 days.\n\n## Travel\n\nSome "
+              "countries block VPNs: ask IT before you travel.\n",
+    "badges.md": "# Badges\n\n## Badge readers\n\nIf a door does not open, check the "
+                 "reader's display. ERR-4711 means the badge reader lost its network "
+                 "connection: power-cycle it.\n",
+    "printers.md": "# Printers\n\n## Printer errors\n\nIf nothing prints, check the "
+                   "printer's display. ERR-4712 means the printer queue is full: cancel "
+                   "old jobs.\n",
+    "holidays.md": "# Holidays\n\n## Allowance\n\nEveryone gets 28 days of paid leave per "
+                   "year, including public holidays.\n\n## Booking\n\nBook leave at least "
+                   "two weeks ahead in the HR portal.\n",
+}
+
+
+def write_corpus(folder: Any, files: Mapping[str, str]) -> Any:
+    """Write ``files`` (name -> text) into ``folder`` (created); returns it as a Path."""
+    from pathlib import Path
+
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (path / name).write_text(text, encoding="utf-8")
+    return path
+
+
 def vstack(items: Sequence[Any]) -> Any:
     """Widgets (or displays) one above the other, in marimo or Jupyter."""
     if in_jupyter():
@@ -299,7 +332,7 @@ def vstack(items: Sequence[Any]) -> Any:
 
 
 __all__ = [
-    "CI_ENV", "Exercise", "Feedback", "Html", "Verdict", "callout", "ci_mode", "code_block",
-    "connect", "details", "dropdown", "in_jupyter", "live_text", "right", "scratch_dir",
-    "slider", "table", "text_area", "todo", "vstack", "wrong",
+    "CI_ENV", "HANDBOOK", "Exercise", "Feedback", "Html", "Verdict", "callout", "ci_mode",
+    "code_block", "connect", "details", "dropdown", "in_jupyter", "live_text", "right",
+    "scratch_dir", "slider", "table", "text_area", "todo", "vstack", "write_corpus", "wrong",
 ]
