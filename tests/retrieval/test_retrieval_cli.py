@@ -109,7 +109,9 @@ def big_corpus(root: Path, n_files: int = 30) -> dict[str, str]:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killed_ingest_leaves_a_consistent_collection_and_resumes(
         tmp_path: Path, make_gateway: Callable[..., Gateway], sig: signal.Signals) -> None:
-    files = big_corpus(tmp_path / "big")
+    # 120 docs: on a fast idle machine 30 were ingested whole between the poller seeing the
+    # first commit and the signal landing (CI saw a SIGINT run exit 0, finished).
+    files = big_corpus(tmp_path / "big", n_files=120)
     expected = {str(tmp_path / "big" / name): len(chunk_text(text))
                 for name, text in files.items()}
     settings = load_settings()
@@ -133,6 +135,7 @@ def test_killed_ingest_leaves_a_consistent_collection_and_resumes(
             if committed and cache.count() > committed:
                 break
             time.sleep(0.05)
+        assert proc.poll() is None, "ingest finished before the signal: use a bigger corpus"
         os.kill(proc.pid, sig)
         _, err = proc.communicate(timeout=60)
     finally:
