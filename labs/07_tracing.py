@@ -44,12 +44,8 @@ def _():
 def _():
     gw = labkit.connect()
     _corpus = labkit.write_corpus(Path(gw.settings.data_dir) / "lab7-corpus", {
-        "badges.md": "# Badges\n\n## Badge readers\n\nIf a door does not open, check the "
-                     "reader's display. ERR-4711 means the badge reader lost its network "
-                     "connection: power-cycle it.\n",
-        "printers.md": "# Printers\n\n## Printer errors\n\nIf nothing prints, check the "
-                       "printer's display. ERR-4712 means the printer queue is full: cancel "
-                       "old jobs.\n",
+        "badges.md": labkit.HANDBOOK["badges.md"],
+        "printers.md": labkit.HANDBOOK["printers.md"],
         "vpn.md": "# VPN\n\n## Access\n\nConnect from home with the VPN client. The VPN "
                   "password rotates every 90 days.\n",
     })

@@ -52,15 +52,9 @@ def _():
     gw = labkit.connect(data_dir=os.path.join(labkit.scratch_dir(), "data"),
                         **({"n_threads": 1} if labkit.ci_mode() else {}))
     _corpus = labkit.write_corpus(Path(gw.settings.data_dir) / "lab8-corpus", {
-        "badges.md": "# Badges\n\n## Badge readers\n\nIf a door does not open, check the "
-                     "reader's display. ERR-4711 means the badge reader lost its network "
-                     "connection: power-cycle it.\n",
-        "holidays.md": "# Holidays\n\n## Allowance\n\nEveryone gets 28 days of paid leave per "
-                       "year, including public holidays.\n\n## Booking\n\nBook leave at least "
-                       "two weeks ahead in the HR portal.\n",
-        "printers.md": "# Printers\n\n## Printer errors\n\nIf nothing prints, check the "
-                       "printer's display. ERR-4712 means the printer queue is full: cancel "
-                       "old jobs.\n",
+        "badges.md": labkit.HANDBOOK["badges.md"],
+        "holidays.md": labkit.HANDBOOK["holidays.md"],
+        "printers.md": labkit.HANDBOOK["printers.md"],
         "vpn.md": "# VPN\n\n## Access\n\nConnect from home with the VPN client. The VPN "
                   "password rotates every 90 days.\n\n## Travel\n\nSome countries block "
                   "VPNs: ask IT before you travel.\n",
