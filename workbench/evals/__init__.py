@@ -18,6 +18,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from workbench.lazy import lazy_exports
+
 # public name -> module that defines it. Loaded on first use (PEP 562): the pytest plugin
 # imports this package in every pytest session, which must not pay for SQLAlchemy.
 _EXPORTS: dict[str, str] = {
@@ -60,15 +62,13 @@ if TYPE_CHECKING:
     from workbench.models.gateway import Gateway
 
 
+_exported = lazy_exports(__name__, _EXPORTS, globals(), prefix="workbench.evals.")
+
+
 def __getattr__(name: str) -> Any:
     if name == "checks":
         return importlib.import_module("workbench.evals.checks")
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'workbench.evals' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"workbench.evals.{module}"), name)
-    globals()[name] = value
-    return value
+    return _exported(name)
 
 
 def load_run(gateway: Gateway, ref: str) -> Run:

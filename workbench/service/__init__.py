@@ -15,8 +15,9 @@ the package). ``BackgroundServer`` runs an app from a thread, for notebooks and 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from workbench.lazy import lazy_exports
 
 _EXPORTS = {
     "BackgroundServer": "workbench.service.background",
@@ -36,10 +37,4 @@ if TYPE_CHECKING:
     from workbench.service.settings import ServiceSettings, load_service_settings
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'workbench.service' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
