@@ -125,7 +125,7 @@ class BadContentLength(WorkbenchError):
         super().__init__("Content-Length header is not a number")
 
 
-def _error_json(status: int, payload: Mapping[str, Any],
+def error_json(status: int, payload: Mapping[str, Any],
                 headers: Mapping[str, str] | None = None) -> Response:
     # ensure_ascii: a message may quote a client-supplied name holding a lone surrogate,
     # which UTF-8 cannot encode; escaped it is still valid JSON.
@@ -133,13 +133,18 @@ def _error_json(status: int, payload: Mapping[str, Any],
                     media_type="application/json", headers=dict(headers or {}))
 
 
-def error_response(err: WorkbenchError) -> Response:
+def error_headers(err: WorkbenchError) -> dict[str, str]:
+    """The headers an error answer carries, on the proxy and the service alike."""
     headers: dict[str, str] = {}
     if isinstance(err, BudgetExceeded):
         headers["x-should-retry"] = "false"  # openai SDKs retry 429s unless told not to
     if err.status == 401:
         headers["www-authenticate"] = "Bearer"
-    return _error_json(err.status, err.to_openai(), headers)
+    return headers
+
+
+def error_response(err: WorkbenchError) -> Response:
+    return error_json(err.status, err.to_openai(), error_headers(err))
 
 
 def document_400_not_422(app: FastAPI) -> None:
@@ -233,7 +238,7 @@ class BodyLimitMiddleware:
                 try:
                     declared = int(value)
                 except ValueError:
-                    await _error_json(400, BadContentLength().to_openai())(scope, receive, send)
+                    await error_json(400, BadContentLength().to_openai())(scope, receive, send)
                     return
                 if declared > self.max_bytes:
                     await self._reject(scope, receive, send)
@@ -336,7 +341,7 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-        return _error_json(400, {"error": {"message": validation_error_message(exc),
+        return error_json(400, {"error": {"message": validation_error_message(exc),
                                            "type": "invalid_request_error",
                                            "code": "bad_request"}})
 
@@ -344,7 +349,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = {400: "bad_request", 404: "not_found",
                 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error_json(exc.status_code, {"error": {
+        return error_json(exc.status_code, {"error": {
             "message": str(exc.detail), "type": "invalid_request_error", "code": code}},
             exc.headers)
 
@@ -353,7 +358,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         # A bug, not bad input: log it server-side; the client gets no stack trace.
         trace_id = _trace_id(request)
         log.error("unhandled error (trace %s): %s", trace_id, type(exc).__name__)
-        return _error_json(500, {"error": {
+        return error_json(500, {"error": {
             "message": f"internal error; quote trace id {trace_id} when reporting it",
             "type": "server_error", "code": "internal_error"}}, {TRACE_HEADER: trace_id})
 

@@ -40,13 +40,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
 
 from workbench import __version__
-from workbench.errors import AuthError, BadRequest, BudgetExceeded, WorkbenchError
+from workbench.errors import AuthError, BadRequest, WorkbenchError
 from workbench.models.gateway import Gateway, new_trace_id
 from workbench.models.server import (
     BodyLimitMiddleware,
+    Readiness,
     RequestTooLarge,
     TraceIdMiddleware,
     document_400_not_422,
+    error_headers,
+    error_json,
     validation_error_message,
 )
 from workbench.observability.feedback_http import feedback_router
@@ -104,11 +107,6 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-class Readiness(BaseModel):
-    status: str
-    checks: dict[str, str]
-
-
 class ServiceInfo(BaseModel):
     title: str
     collection: str
@@ -150,16 +148,12 @@ def error_body(err: WorkbenchError, trace_id: str) -> dict[str, Any]:
 
 
 def error_response(err: WorkbenchError, trace_id: str) -> Response:
-    headers: dict[str, str] = {}
-    if err.status == 401:
-        headers["www-authenticate"] = "Bearer"
-    if isinstance(err, BudgetExceeded):
-        headers["x-should-retry"] = "false"
+    """The proxy's error answer (same headers, same JSON encoding) plus the trace id, and
+    ``Retry-After`` when this worker sheds load."""
+    headers = error_headers(err)
     if isinstance(err, Overloaded):
         headers["retry-after"] = "1"
-    # ensure_ascii: a message may quote client input holding a lone surrogate.
-    return Response(json.dumps(error_body(err, trace_id), ensure_ascii=True),
-                    status_code=err.status, media_type="application/json", headers=headers)
+    return error_json(err.status, error_body(err, trace_id), headers)
 
 
 def _plain_error(status: int, message: str, code: str, trace_id: str,
