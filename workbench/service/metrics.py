@@ -62,14 +62,14 @@ class _Metric:
         raise NotImplementedError
 
 
-class Counter(_Metric):
-    kind = "counter"
+class _Labelled(_Metric):
+    """One float per label tuple: what counters and gauges share."""
 
     def __init__(self, name: str, help_text: str, labels: Sequence[str] = ()):
         super().__init__(name, help_text, labels)
         self._values: dict[Labels, float] = {}
 
-    def inc(self, *labels: str, amount: float = 1.0) -> None:
+    def _add(self, amount: float, labels: Labels) -> None:
         with self._lock:
             self._values[labels] = self._values.get(labels, 0.0) + amount
 
@@ -77,13 +77,22 @@ class Counter(_Metric):
         with self._lock:
             return self._values.get(labels, 0.0)
 
-    def lines(self) -> list[str]:
+    def _items(self) -> list[tuple[Labels, float]]:
         with self._lock:
-            items = sorted(self._values.items())
-        return [f"{self.name}{_labels(self.label_names, k)} {_num(v)}" for k, v in items]
+            return sorted(self._values.items())
+
+    def lines(self) -> list[str]:
+        return [f"{self.name}{_labels(self.label_names, k)} {_num(v)}" for k, v in self._items()]
 
 
-class Gauge(_Metric):
+class Counter(_Labelled):
+    kind = "counter"
+
+    def inc(self, *labels: str, amount: float = 1.0) -> None:
+        self._add(amount, labels)
+
+
+class Gauge(_Labelled):
     """A value set directly, or read from ``fn`` at scrape time (label tuple -> value)."""
 
     kind = "gauge"
@@ -91,7 +100,6 @@ class Gauge(_Metric):
     def __init__(self, name: str, help_text: str, labels: Sequence[str] = (),
                  fn: Callable[[], Iterable[tuple[Labels, float]]] | None = None):
         super().__init__(name, help_text, labels)
-        self._values: dict[Labels, float] = {}
         self._fn = fn
 
     def set(self, value: float, *labels: str) -> None:
@@ -99,16 +107,10 @@ class Gauge(_Metric):
             self._values[labels] = value
 
     def add(self, amount: float, *labels: str) -> None:
-        with self._lock:
-            self._values[labels] = self._values.get(labels, 0.0) + amount
+        self._add(amount, labels)
 
-    def lines(self) -> list[str]:
-        if self._fn is not None:
-            items = sorted(self._fn())
-        else:
-            with self._lock:
-                items = sorted(self._values.items())
-        return [f"{self.name}{_labels(self.label_names, k)} {_num(v)}" for k, v in items]
+    def _items(self) -> list[tuple[Labels, float]]:
+        return sorted(self._fn()) if self._fn is not None else super()._items()
 
 
 class Histogram(_Metric):
