@@ -138,11 +138,12 @@ def ask(gw: Gateway, question: str, *, collection: str = DEFAULT_COLLECTION, k: 
     mask = gw.guardrails.mask
     trace_id = tracing.current_trace_id() or new_trace_id()
     searcher = Searcher(gw, collection)
-    with tracing.span("rag.ask", kind="CHAIN", input=mask(question).text, gateway=gw,
+    masked_question = mask(question).text
+    with tracing.span("rag.ask", kind="CHAIN", input=masked_question, gateway=gw,
                       trace_id=trace_id,
                       attributes={"workbench.collection": collection,
                                   "workbench.search_mode": mode, "workbench.k": k}) as root:
-        with tracing.span("rag.retrieve", kind="RETRIEVER", input=mask(question).text,
+        with tracing.span("rag.retrieve", kind="RETRIEVER", input=masked_question,
                           gateway=gw) as retrieve:
             hits = searcher.search(question, k=k, mode=mode, filters=filters,
                                    reranker=reranker, trace_id=trace_id)
