@@ -110,3 +110,16 @@ def test_doctor_says_what_to_fix_for_a_missing_provider_key() -> None:
     assert out.returncode == 1
     assert checks["provider key"]["status"] == "fail"
     assert "export OPENAI_API_KEY" in checks["provider key"]["fix"]
+
+
+def test_doctor_fails_when_lancedb_is_not_the_pinned_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata as md
+
+    from workbench import doctor
+
+    real = md.version
+    assert doctor._lancedb_pin() is not None and doctor._lancedb_pin().status == "ok"  # type: ignore[union-attr]
+    monkeypatch.setattr(md, "version", lambda name: "9.9.9" if name == "lancedb" else real(name))
+    check = doctor._lancedb_pin()
+    assert check is not None and check.status == "fail"
+    assert "9.9.9" in check.detail and f"lancedb=={doctor.pinned_version('lancedb')}" in check.fix

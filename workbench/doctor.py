@@ -42,6 +42,40 @@ def _packages() -> list[Check]:
     return out
 
 
+def pinned_version(package: str, dist: str = "genai-workbench") -> str | None:
+    """The exact version ``dist`` pins ``package`` to (``name==X`` in its requirements)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        reqs = requires(dist) or []
+    except PackageNotFoundError:
+        return None
+    for req in reqs:
+        head = req.split(";", 1)[0].replace(" ", "")
+        name, sep, ver = head.partition("==")
+        if sep and name.lower().replace("_", "-") == package:
+            return ver
+    return None
+
+
+def _lancedb_pin() -> Check | None:
+    """Newer Lance formats lock older writers out of a store, so every process that writes
+    one store must run the same lancedb: the version this package pins."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("lancedb")
+    except PackageNotFoundError:
+        return None  # the [rag] extra is absent: _packages() already says so
+    pin = pinned_version("lancedb")
+    if pin is None or installed == pin:
+        return Check("lancedb version", "ok", f"{installed} (the pinned version)"
+                     if pin else f"{installed} (no pin found)")
+    return Check("lancedb version", "fail", f"{installed} installed, genai-workbench pins {pin}",
+                 f"pip install 'lancedb=={pin}': every process writing a collection must use "
+                 "the same lancedb (a newer format locks older writers out)")
+
+
 def _embedded(settings: Settings, smoke: bool) -> list[Check]:
     from workbench.models import embedded
 
@@ -122,6 +156,9 @@ def run_checks(settings: Settings | None = None, smoke: bool = True) -> list[Che
         return [*checks, Check("settings", "fail", exc.message, "fix workbench.toml / env")]
     checks.append(Check("settings", "ok", f"data dir {settings.data_dir.resolve()}"))
     checks += _packages()
+    pin = _lancedb_pin()
+    if pin is not None:
+        checks.append(pin)
     checks += _embedded(settings, smoke)
     checks.append(_store(settings))
     checks += _profile(settings)

@@ -67,7 +67,7 @@ probes:
     ('[[probe]]\nname = "a"\ninput = "x"\nexpect = { exact = "x" }\nevery = "soon"',
      "use a number and s/m/h/d"),
     ('[[probe]]\nname = "a"\ninput = "x"\nexpect = { json_schema = { type = 12 } }',
-     "not a valid JSON Schema"),
+     "schema itself is invalid"),
     ('[[probe]]\nname = "a"\ninput = "x"\nexpect = { exact = "x" }\n'
      '[[probe]]\nname = "a"\ninput = "y"\nexpect = { exact = "y" }', "repeated: a"),
     ('[[probe]]\nname = "a"\nexpect = { exact = "x" }', "probe a: input: Field required"),

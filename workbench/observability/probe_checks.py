@@ -15,15 +15,16 @@ tiny: it shows the mechanics; switch the profile for a judge you can trust.
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from workbench.errors import BadRequest
+
 if TYPE_CHECKING:
+    from workbench.evals.checks import Check
     from workbench.models.gateway import Gateway
 
 ExpectKind = Literal["exact", "pattern", "json_schema", "semantic", "judge"]
@@ -39,7 +40,7 @@ class Expectation(BaseModel):
     kind: ExpectKind
     target: Any = Field(description="The text, regex, schema, reference or criteria.")
     case_sensitive: bool = False
-    threshold: float = Field(0.7, ge=-1, le=1, description="semantic: minimum cosine.")
+    threshold: float = Field(0.7, ge=0, le=1, description="semantic: minimum cosine.")
     judge_model: str | None = None
 
     @model_validator(mode="before")
@@ -59,12 +60,12 @@ class Expectation(BaseModel):
         if self.kind == "json_schema":
             if not isinstance(self.target, dict):
                 raise ValueError("json_schema needs a schema object")
-            import jsonschema_rs
+            from workbench.evals.checks import json_schema
 
             try:
-                jsonschema_rs.validator_for(self.target)
-            except (ValueError, jsonschema_rs.ValidationError) as exc:
-                raise ValueError(f"json_schema is not a valid JSON Schema: {exc}") from None
+                json_schema(self.target)  # the same validator the probe will run
+            except BadRequest as exc:
+                raise ValueError(exc.message) from None
         elif not isinstance(self.target, str) or not self.target:
             raise ValueError(f"{self.kind} needs a non-empty string")
         elif self.kind == "pattern":
@@ -82,46 +83,39 @@ class Verdict:
     score: float | None = None
 
 
-def _cosine(a: list[float], b: list[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    na = math.sqrt(sum(x * x for x in a))
-    nb = math.sqrt(sum(y * y for y in b))
-    return dot / (na * nb) if na and nb else 0.0
+def to_check(expect: Expectation, gateway: Gateway | None) -> Check:
+    """The evals check an expectation compiles to (one check language for probes and
+    evals); ``judge`` has no deterministic equivalent and is asked by :func:`check`."""
+    from workbench.evals import checks
+
+    if expect.kind == "exact":
+        return checks.equals(str(expect.target).strip(), ignore_case=not expect.case_sensitive)
+    if expect.kind == "pattern":
+        return checks.regex(str(expect.target),
+                            flags=0 if expect.case_sensitive else re.IGNORECASE)
+    if expect.kind == "json_schema":
+        return checks.json_schema(expect.target)
+    if expect.kind == "semantic":
+        return checks.semantic_similarity(str(expect.target),
+                                          threshold=expect.threshold,
+                                          gateway=gateway, model=_embed_model(gateway))
+    raise BadRequest(f"{expect.kind} expectations have no deterministic check")
+
+
+def _embed_model(gateway: Gateway | None) -> str:
+    return gateway.settings.default_embed_model if gateway is not None else "minilm-l6-v2"
 
 
 def check(expect: Expectation, output: str, question: str, gateway: Gateway | None) -> Verdict:
     """Judge ``output`` against ``expect``; ``gateway`` serves semantic and judge checks."""
-    if expect.kind == "exact":
-        got, want = output.strip(), str(expect.target).strip()
-        if not expect.case_sensitive:
-            got, want = got.casefold(), want.casefold()
-        return Verdict(got == want, "exact match" if got == want
-                       else f"expected {str(expect.target)[:60]!r}")
-    if expect.kind == "pattern":
-        flags = 0 if expect.case_sensitive else re.IGNORECASE
-        found = re.search(str(expect.target), output, flags)
-        return Verdict(found is not None, f"matched {found.group(0)[:40]!r}" if found
-                       else f"no match for /{expect.target}/")
-    if expect.kind == "json_schema":
-        import jsonschema_rs
-
-        try:
-            data = json.loads(output)
-        except ValueError:
-            return Verdict(False, "output is not JSON")
-        errors = [e.message for e in jsonschema_rs.validator_for(expect.target)
-                  .iter_errors(data)]
-        return Verdict(not errors, "valid against the schema" if not errors
-                       else f"schema: {errors[0][:120]}")
-    if gateway is None:
+    if expect.kind in ("semantic", "judge") and gateway is None:
         return Verdict(False, f"{expect.kind} checks need a Gateway (embeddings / judge)")
-    if expect.kind == "semantic":
-        vecs = gateway.embed([output or " ", str(expect.target)]).vectors
-        score = _cosine(vecs[0], vecs[1])
-        return Verdict(score >= expect.threshold,
-                       f"cosine {score:.3f} {'>=' if score >= expect.threshold else '<'} "
-                       f"{expect.threshold}", round(score, 4))
-    return _judge(expect, output, question, gateway)
+    if expect.kind == "judge":
+        assert gateway is not None
+        return _judge(expect, output, question, gateway)
+    res = to_check(expect, gateway)(output)
+    score = res.score if expect.kind == "semantic" else None
+    return Verdict(res.passed, res.reason, None if score is None else round(score, 4))
 
 
 def _judge(expect: Expectation, output: str, question: str, gateway: Gateway) -> Verdict:
@@ -140,4 +134,4 @@ def _judge(expect: Expectation, output: str, question: str, gateway: Gateway) ->
                    1.0 if passed else 0.0)
 
 
-__all__ = ["KINDS", "Expectation", "Verdict", "check"]
+__all__ = ["KINDS", "Expectation", "Verdict", "check", "to_check"]
