@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from workbench.errors import BadRequest, PermissionDenied
 from workbench.evals.cache import Cached, JudgeCache, cache_key
-from workbench.evals.metrics import MetricSpec, prompt_version, ragas_version, resolve
+from workbench.evals.metrics import JudgeKit, MetricSpec, prompt_version, ragas_version, resolve
 from workbench.evals.records import Kind, SampleRecord, Score, Status, clean_reason
 
 if TYPE_CHECKING:
@@ -161,6 +161,8 @@ def classify(exc: BaseException, timeout_s: float) -> tuple[str, bool]:
         last = chain[-1] if len(chain) > 1 else exc
         return (f"judge output did not validate after {n} attempt(s): "
                 f"{clean_reason(type(last).__name__ + ': ' + str(last))}"), True
+    if name == "JudgeOutputInvalid":  # the workbench's own judge metrics
+        return clean_reason(str(exc)), True
     if name == "IncompleteOutputException":
         return "judge output was cut off at max_tokens", True
     if isinstance(exc, ValueError):
@@ -309,14 +311,11 @@ class Judge:
     async def _session(self, specs: Sequence[MetricSpec]) -> AsyncIterator[_Session]:
         needs_model = [s for s in specs if s.uses_model]
         if not needs_model:
-            yield _Session({s.name: s.build(None, None, self._opts(s)) for s in specs},
+            yield _Session({s.name: s.build(None, self._opts(s)) for s in specs},
                            {s.name: "-" for s in specs}, asyncio.Semaphore(self.concurrency or 1))
             return
         import httpx
-        import instructor
         from openai import AsyncOpenAI
-        from ragas.embeddings.openai_provider import OpenAIEmbeddings
-        from ragas.llms import llm_factory
 
         secret = self._ensure_key()
         base = self.base_url or "http://workbench-gateway/v1"
@@ -327,16 +326,10 @@ class Judge:
             # max_retries=0: the Gateway already retries upstreams; SDK retries would hide
             # failures and double-count calls.
             client = AsyncOpenAI(base_url=base, api_key=secret, http_client=http, max_retries=0)
-            llm = llm_factory(str(self.model), client=client, max_tokens=self.max_tokens,
-                              temperature=self.temperature,
-                              max_retries=max(self.max_attempts - 1, 0))  # retries, not attempts
-            # llm_factory patches OpenAI clients with Mode.JSON (json_object, no schema):
-            # a small model then rambles. JSON_SCHEMA sends the schema, which the embedded
-            # runtime turns into a grammar.
-            llm.client = instructor.from_openai(  # type: ignore[attr-defined]
-                client, mode=instructor.Mode.JSON_SCHEMA)
-            emb = OpenAIEmbeddings(client=client, model=str(self.embed_model))
-            built = {s.name: s.build(llm, emb, self._opts(s)) for s in specs}
+            kit = JudgeKit(client=client, model=str(self.model), embed_model=str(self.embed_model),
+                           max_tokens=int(self.max_tokens or 256), temperature=self.temperature,
+                           max_attempts=self.max_attempts)
+            built = {s.name: s.build(kit, self._opts(s)) for s in specs}
             versions = {s.name: prompt_version(m) for s, m in zip(specs, built.values(), strict=True)}
             yield _Session(built, versions, asyncio.Semaphore(self.concurrency or 1), http)
         finally:

@@ -6,6 +6,12 @@ times), ``context_precision`` (with reference; one call per context), ``context_
 ``factual_correctness``. Embedding-based: ``semantic_similarity``. Lexical, no model:
 ``exact_match``, ``string_similarity`` (Levenshtein), ``bleu``, ``rouge`` (ROUGE-L F1),
 computed like ragas' versions but without importing ragas (:mod:`workbench.evals.lexical`).
+Judged with the workbench's own prompts, no ragas (:mod:`workbench.evals.judge_metrics`):
+``wb_faithfulness``, ``wb_answer_relevancy``.
+
+The seam: a metric is anything with ``async ascore(**inputs)`` returning an object with
+``value`` (and optionally ``reason``); a :class:`MetricSpec` says which inputs it reads and
+builds it from a :class:`JudgeKit`.
 """
 
 from __future__ import annotations
@@ -25,14 +31,71 @@ Calls = Literal["llm", "llm+embeddings", "embeddings", "none"]
 DEFAULT_METRICS = ("faithfulness", "answer_relevancy", "context_precision", "context_recall")
 
 
+@dataclass
+class JudgeKit:
+    """What a metric builder may use: the judge's OpenAI client on the Gateway's proxy and
+    its settings, and ragas' LLM and embeddings wrappers built on first use (so a run of
+    metrics that do not need ragas never imports it)."""
+
+    client: Any
+    model: str
+    embed_model: str
+    max_tokens: int
+    temperature: float
+    max_attempts: int
+    _ragas: tuple[Any, Any] | None = field(default=None, repr=False)
+
+    def _ragas_pair(self) -> tuple[Any, Any]:
+        if self._ragas is None:
+            import instructor
+            from ragas.embeddings.openai_provider import OpenAIEmbeddings
+            from ragas.llms import llm_factory
+
+            llm = llm_factory(self.model, client=self.client, max_tokens=self.max_tokens,
+                              temperature=self.temperature,
+                              max_retries=max(self.max_attempts - 1, 0))  # retries, not attempts
+            # llm_factory patches OpenAI clients with Mode.JSON (json_object, no schema): a
+            # small model then rambles. JSON_SCHEMA sends the schema, which the embedded
+            # runtime turns into a grammar.
+            llm.client = instructor.from_openai(  # type: ignore[attr-defined]
+                self.client, mode=instructor.Mode.JSON_SCHEMA)
+            self._ragas = (llm, OpenAIEmbeddings(client=self.client, model=self.embed_model))
+        return self._ragas
+
+    @property
+    def llm(self) -> Any:
+        """ragas' instructor LLM on the judge client."""
+        return self._ragas_pair()[0]
+
+    @property
+    def embeddings(self) -> Any:
+        """ragas' embeddings on the judge client."""
+        return self._ragas_pair()[1]
+
+    def call_options(self) -> dict[str, Any]:
+        return {"client": self.client, "model": self.model, "max_tokens": self.max_tokens,
+                "temperature": self.temperature, "max_attempts": self.max_attempts}
+
+
+def _own(kind: str) -> Callable[[Any, Mapping[str, Any]], Any]:
+    def build(kit: JudgeKit, opts: Mapping[str, Any]) -> Any:
+        from workbench.evals import judge_metrics as jm
+
+        if kind == "faithfulness":
+            return jm.Faithfulness(**kit.call_options())
+        return jm.AnswerRelevancy(**kit.call_options(), embed_model=kit.embed_model)
+
+    return build
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     name: str
     calls: Calls
     needs: tuple[Field, ...]
     description: str
-    # (llm, embeddings, options) -> a ragas collections metric
-    build: Callable[[Any, Any, Mapping[str, Any]], Any] = field(repr=False)
+    # (JudgeKit or None for "none" metrics, options) -> an object with async ascore()
+    build: Callable[[Any, Mapping[str, Any]], Any] = field(repr=False)
     # ragas ascore() argument name for each field it reads
     args: Mapping[str, str] = field(default_factory=dict)
     defaults: Mapping[str, Any] = field(default_factory=dict)
@@ -62,37 +125,43 @@ _RA = {"reference": "reference", "answer": "response"}
 REGISTRY: dict[str, MetricSpec] = {m.name: m for m in (
     MetricSpec("faithfulness", "llm", ("question", "answer", "contexts"),
                "Share of the answer's statements supported by the contexts (2 calls).",
-               lambda llm, emb, o: _c().Faithfulness(llm=llm), _QAC),
+               lambda k, o: _c().Faithfulness(llm=k.llm), _QAC),
     MetricSpec("answer_relevancy", "llm+embeddings", ("question", "answer"),
                "Cosine of the question and questions generated from the answer "
                "(`strictness` calls + embeddings).",
-               lambda llm, emb, o: _c().AnswerRelevancy(llm=llm, embeddings=emb,
+               lambda k, o: _c().AnswerRelevancy(llm=k.llm, embeddings=k.embeddings,
                                                         strictness=int(o["strictness"])),
                _QA, {"strictness": 1}),
     MetricSpec("context_precision", "llm", ("question", "reference", "contexts"),
                "Ranked precision of contexts useful for the reference (1 call per context).",
-               lambda llm, emb, o: _c().ContextPrecisionWithReference(llm=llm), _QRC),
+               lambda k, o: _c().ContextPrecisionWithReference(llm=k.llm), _QRC),
     MetricSpec("context_recall", "llm", ("question", "reference", "contexts"),
                "Share of reference statements attributable to the contexts (1 call).",
-               lambda llm, emb, o: _c().ContextRecall(llm=llm), _QRC),
+               lambda k, o: _c().ContextRecall(llm=k.llm), _QRC),
     MetricSpec("factual_correctness", "llm", ("answer", "reference"),
                "Claim-level precision/recall/F1 of answer vs reference "
                "(2 calls for precision, 4 for f1).",
-               lambda llm, emb, o: _c().FactualCorrectness(llm=llm, mode=o["mode"]),
+               lambda k, o: _c().FactualCorrectness(llm=k.llm, mode=o["mode"]),
                {"answer": "response", "reference": "reference"}, {"mode": "f1"}),
     MetricSpec("semantic_similarity", "embeddings", ("answer", "reference"),
                "Cosine of answer and reference embeddings.",
-               lambda llm, emb, o: _c().SemanticSimilarity(embeddings=emb), _RA),
+               lambda k, o: _c().SemanticSimilarity(embeddings=k.embeddings), _RA),
     MetricSpec("exact_match", "none", ("answer", "reference"),
                "1 if the answer equals the reference exactly.",
-               lambda llm, emb, o: lexical.ExactMatch(), _RA),
+               lambda k, o: lexical.ExactMatch(), _RA),
     MetricSpec("string_similarity", "none", ("answer", "reference"),
                "1 - normalised Levenshtein distance of answer and reference.",
-               lambda llm, emb, o: lexical.StringSimilarity(), _RA),
+               lambda k, o: lexical.StringSimilarity(), _RA),
     MetricSpec("bleu", "none", ("answer", "reference"), "Sentence BLEU (sacrebleu), 0-1.",
-               lambda llm, emb, o: lexical.Bleu(), _RA),
+               lambda k, o: lexical.Bleu(), _RA),
     MetricSpec("rouge", "none", ("answer", "reference"), "ROUGE-L F1 of answer vs reference.",
-               lambda llm, emb, o: lexical.Rouge(), _RA),
+               lambda k, o: lexical.Rouge(), _RA),
+    MetricSpec("wb_faithfulness", "llm", ("question", "answer", "contexts"),
+               "faithfulness with the workbench's own prompt, no ragas (1 call).",
+               _own("faithfulness"), _QAC),
+    MetricSpec("wb_answer_relevancy", "llm+embeddings", ("question", "answer"),
+               "answer_relevancy (strictness 1) with the workbench's own prompt, no ragas "
+               "(1 call + embeddings).", _own("answer_relevancy"), _QA),
 )}
 
 
@@ -125,7 +194,11 @@ def ragas_version() -> str:
 def prompt_version(metric: Any) -> str:
     """A short hash of everything that decides what the metric asks the judge: its class,
     settings, ragas' version and every prompt's instruction, examples and output schema.
-    A ragas upgrade that rewords a prompt changes it (and so misses the cache)."""
+    A ragas upgrade that rewords a prompt changes it (and so misses the cache). Metrics of
+    our own say their version themselves."""
+    own = getattr(metric, "prompt_version", None)
+    if callable(own):
+        return str(own())
     from ragas.prompt.metrics.base_prompt import BasePrompt
 
     parts: dict[str, Any] = {"class": type(metric).__qualname__, "ragas": ragas_version()}
@@ -144,5 +217,5 @@ def prompt_version(metric: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-__all__ = ["DEFAULT_METRICS", "REGISTRY", "MetricSpec", "prompt_version", "ragas_version",
+__all__ = ["DEFAULT_METRICS", "REGISTRY", "JudgeKit", "MetricSpec", "prompt_version", "ragas_version",
            "resolve"]
