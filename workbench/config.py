@@ -58,6 +58,8 @@ class Profile(BaseModel):
     embed_model: str = "minilm-l6-v2"
     models: list[ModelSpec] = Field(default_factory=list)
     headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    telemetry_provider: str | None = Field(
+        None, description="Provider name on spans (e.g. openai, azure): default from base_url's host.")
 
 
 def _embedded_models() -> list[ModelSpec]:
@@ -149,6 +151,8 @@ class Settings(BaseModel):
         "http://localhost:4318 (default: $OTEL_EXPORTER_OTLP_ENDPOINT).")
     otlp_protocol: Literal["http/protobuf", "grpc"] | None = Field(
         None, description="OTLP protocol: http/protobuf (default) or grpc (extra [otlp-grpc]).")
+    genai_semconv: bool = Field(
+        True, description="Also write OpenTelemetry GenAI attributes (gen_ai.*) on model spans.")
     fallbacks: dict[str, list[str]] = Field(
         default_factory=dict,
         description="model -> models tried in order when it fails.",

@@ -219,7 +219,10 @@ def test_embedded_model_call_is_traced(make_gateway: Callable[..., Gateway]) -> 
     trace = get_trace(gw.store, root.trace_id)
     llm = trace.llm_spans()[0]
     assert res.trace_id == root.trace_id
-    assert llm.model == "smollm2-135m" and llm.attributes["llm.provider"] == "embedded"
+    assert llm.model == "smollm2-135m" and llm.attributes["workbench.profile"] == "embedded"
+    # No OpenInference provider value fits a local llama.cpp model: none is invented.
+    assert "llm.provider" not in llm.attributes and "llm.system" not in llm.attributes
+    assert llm.attributes["gen_ai.provider.name"] == "llama_cpp"
     assert llm.tokens_in and llm.tokens_out and llm.tokens_out <= 8
     assert llm.output == res.text
     assert 0 < llm.duration_ms <= trace.duration_ms

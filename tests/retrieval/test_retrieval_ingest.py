@@ -62,6 +62,16 @@ def test_every_format_is_ingested_with_metadata(gw: Gateway, corpus: Path) -> No
         traces = {r[0] for r in conn.execute(select(ledger.c.trace_id).where(
             ledger.c.endpoint == "embeddings"))}
     assert traces == {report.trace_id}
+    # ...and every EMBEDDING span nests under the one `ingest` root span (status OK).
+    from workbench.observability import tracing
+    from workbench.observability.traces import get_trace
+
+    tracing.tracer_for(gw.store).flush()
+    trace = get_trace(gw.store, report.trace_id)
+    [root] = trace.roots
+    assert root.name == "ingest" and root.kind == "CHAIN" and root.status == "OK"
+    embeds = [s for _, s in trace.walk() if s.kind == "EMBEDDING"]
+    assert embeds and all(s.parent_id == root.span_id for s in embeds)
 
 
 def test_reingest_is_a_no_op_and_changes_replace_only_their_document(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from workbench.cli import (
     evals_cmds,
@@ -35,7 +36,8 @@ def main() -> None:
     try:
         app()
     except WorkbenchError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        # escape: messages quote things like [otlp-grpc] or [[probe]] that are not markup
+        err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted")

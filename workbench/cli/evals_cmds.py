@@ -96,7 +96,7 @@ def _print_run(run: Any, gate: Any) -> None:
                          f"target {run.config['target'].get('kind')} · judge "
                          f"{judge.get('model') or '-'}"), highlight=False)
     if judge.get("warning"):
-        console.print(f"[yellow]{judge['warning']}[/]", highlight=False)
+        console.print(f"[yellow]{escape(judge['warning'])}[/]", highlight=False)
     console.print(_summary_table(run))
     problems = run.failures() + run.failed_checks()
     for s in problems[:10]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from workbench.cli.common import KEY_HELP, console, err_console, gateway, print_json, table
 
@@ -65,7 +66,7 @@ def ingest(
             console.print(line, highlight=False, markup=False)
     if not report.ok:
         if not as_json:
-            err_console.print("[red]error:[/] " + (
+            err_console.print("[red]error:[/] " + escape(
                 f"not found: {', '.join(report.missing_paths)}" if report.missing_paths
                 else "nothing was ingested (see the skipped files above)"), highlight=False)
         raise typer.Exit(1)
@@ -100,7 +101,7 @@ def search(
         console.print("no results")
     for h in hits:
         sim = f" sim {h.similarity:.3f}" if h.similarity is not None else ""
-        console.print(f"[bold]{h.rank}. {h.source}[/] [dim]{h.heading or h.title} · "
+        console.print(f"[bold]{h.rank}. {escape(h.source)}[/] [dim]{escape(h.heading or h.title)} · "
                       f"{h.mode} {h.score:.4f}{sim}[/]", highlight=False)
         console.print("   " + h.snippet(), highlight=False, markup=False)
 

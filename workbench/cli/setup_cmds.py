@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from workbench.cli.common import console, gateway, print_json, table
 
@@ -23,8 +24,8 @@ def doctor(
     else:
         colour = {"ok": "green", "warn": "yellow", "fail": "red"}
         for c in checks:
-            fix = f"  [dim]-> {c.fix}[/]" if c.fix and c.status != "ok" else ""
-            console.print(f"[{colour[c.status]}]{c.status:>4}[/] {c.name}: {c.detail}{fix}",
+            fix = f"  [dim]-> {escape(c.fix)}[/]" if c.fix and c.status != "ok" else ""
+            console.print(f"[{colour[c.status]}]{c.status:>4}[/] {escape(f'{c.name}: {c.detail}')}{fix}",
                           highlight=False)
         console.print("[red]some checks failed[/]" if failed else "[green]all good[/]")
     raise typer.Exit(1 if failed else 0)

@@ -11,7 +11,8 @@ import importlib
 from typing import Any
 
 _SUBMODULES = ("tracing", "traces", "feedback", "feedback_http", "probes", "probe_checks",
-               "metrics", "views", "schema", "exporters", "tour")
+               "metrics", "views", "schema", "exporters", "tour", "semconv", "genai_metrics",
+               "prometheus")
 
 __all__ = list(_SUBMODULES)
 

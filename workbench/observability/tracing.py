@@ -23,6 +23,7 @@ application's own OTel instrumentation (the Gateway span nests under it).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import contextvars
 import json
 import os
@@ -43,7 +44,8 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode
 
-from workbench.errors import BadRequest
+from workbench.errors import BadRequest, WorkbenchError
+from workbench.observability import semconv as sc
 from workbench.observability.exporters import (
     KIND_ATTR,
     BoundedSpanProcessor,
@@ -51,6 +53,7 @@ from workbench.observability.exporters import (
     StoreSpanExporter,
     otlp_exporter,
 )
+from workbench.observability.genai_metrics import genai_metrics
 from workbench.store import Store
 
 if TYPE_CHECKING:
@@ -73,6 +76,9 @@ _OPEN_ROOTS: dict[int, SpanContext] = {}
 # The workbench tracer of the innermost open span: child spans default to it.
 _CURRENT_TRACER: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar(
     "wb_current_tracer", default=None)
+# The conversation a call belongs to (session.id / gen_ai.conversation.id on its spans).
+_SESSION_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "wb_session_id", default=None)
 # The Gateway call in progress, so the Gateway can record its redacted request on it.
 _CURRENT_CALL: contextvars.ContextVar[GatewayCall | None] = contextvars.ContextVar(
     "wb_gateway_call", default=None)
@@ -155,6 +161,11 @@ class SpanHandle:
         if self.otel.is_recording():
             self.otel.add_event(name, {k: _attr(v) for k, v in (attributes or {}).items()})
 
+    def ok(self) -> None:
+        """Mark the span OK unless it already has a status (viewers show UNSET as "Unset")."""
+        if self.otel.is_recording() and self.otel.status.status_code == StatusCode.UNSET:
+            self.otel.set_status(Status(StatusCode.OK))
+
     def error(self, exc: BaseException) -> None:
         """Mark the span failed. Only the exception type and workbench messages (which
         never contain secrets) are recorded, never a traceback with local values."""
@@ -167,6 +178,8 @@ class SpanHandle:
         code = getattr(exc, "code", None)
         if code:
             self.otel.set_attribute("workbench.error_code", str(code))
+        # GenAI's error.type: a low-cardinality class of error (our code, else the type).
+        self.otel.set_attribute(sc.ERROR_TYPE, str(code or type(exc).__name__))
 
 
 class Tracer:
@@ -273,6 +286,8 @@ class Tracer:
         except BaseException as exc:
             handle.error(exc)
             raise
+        else:
+            handle.ok()
         finally:
             self.end(handle)
 
@@ -375,6 +390,22 @@ def span(name: str, kind: str = "CHAIN", *, attributes: Mapping[str, Any] | None
         yield handle
 
 
+@contextmanager
+def session(session_id: str | None) -> Iterator[None]:
+    """Spans opened in the block belong to conversation ``session_id`` (``session.id`` in
+    OpenInference, ``gen_ai.conversation.id`` in GenAI): Phoenix groups them as a session."""
+    token = _SESSION_ID.set(session_id[:128] if session_id else None)
+    try:
+        yield
+    finally:
+        _SESSION_ID.reset(token)
+
+
+def current_session() -> str | None:
+    """The session id set by :func:`session`, if any."""
+    return _SESSION_ID.get()
+
+
 def current_trace_id() -> str | None:
     """The trace id of the active span, if any (what the Gateway will join)."""
     ctx = otel_trace.get_current_span().get_span_context()
@@ -421,33 +452,54 @@ class GatewayCall:
                   and gw._mode() != "off")
         return result.text if masked else gw.guardrails.mask(result.text).text
 
+    def _costs(self, model: str, t_in: int, t_out: int, cached: bool) -> tuple[float, float]:
+        """(prompt, completion) cost in USD at the model's prices (0 when cached)."""
+        if cached:
+            return 0.0, 0.0
+        try:
+            spec = self.gateway.spec(model)
+        except WorkbenchError:
+            return 0.0, 0.0
+        return spec.cost(t_in, 0), spec.cost(0, t_out)
+
     def done(self, result: ChatResult) -> ChatResult:
         h = self.handle
         if h.recording:
             text = self._output_text(result)
             usage = result.usage
+            t_in = int(usage.get("prompt_tokens") or 0)
+            t_out = int(usage.get("completion_tokens") or 0)
+            cost_in, cost_out = self._costs(result.model, t_in, t_out, result.cached)
+            choices = result.response.get("choices") or [{}]
+            finish = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
             h.otel.update_name(f"{self.operation} {result.model}")
             h.set_attributes({
-                "llm.model_name": result.model,
-                "llm.response.model_name": result.response.get("model"),
-                "llm.token_count.prompt": int(usage.get("prompt_tokens") or 0),
-                "llm.token_count.completion": int(usage.get("completion_tokens") or 0),
-                "llm.token_count.total": int(usage.get("prompt_tokens") or 0)
-                + int(usage.get("completion_tokens") or 0),
-                "llm.cost.total": result.cost_usd,
+                sc.LLM_MODEL: result.model,
+                sc.LLM_RESPONSE_MODEL: result.response.get("model"),
+                sc.LLM_TOKENS_PROMPT: t_in, sc.LLM_TOKENS_COMPLETION: t_out,
+                sc.LLM_TOKENS_TOTAL: t_in + t_out,
+                sc.LLM_COST_PROMPT: cost_in, sc.LLM_COST_COMPLETION: cost_out,
+                sc.LLM_COST_TOTAL: result.cost_usd,
                 "llm.output_messages.0.message.role": "assistant",
                 "llm.output_messages.0.message.content": text,
                 "output.value": text, "output.mime_type": "text/plain",
+                sc.LLM_FINISH_REASON: finish,
                 "workbench.latency_ms": round(result.latency_ms, 3),
                 "workbench.cached": result.cached,
                 "workbench.fallback_from": result.fallback_from,
-                "workbench.ttft_ms": self.first_token_ms,
+                sc.WB_TTFT_MS: self.first_token_ms,
             })
-            choices = result.response.get("choices") or [{}]
-            h.set("llm.finish_reason", choices[0].get("finish_reason"))
+            if self.gateway.settings.genai_semconv:
+                h.set_attributes({
+                    sc.GENAI_RESPONSE_MODEL: result.response.get("model") or result.model,
+                    sc.GENAI_RESPONSE_ID: result.response.get("id"),
+                    sc.GENAI_INPUT_TOKENS: t_in, sc.GENAI_OUTPUT_TOKENS: t_out,
+                    sc.GENAI_FINISH_REASONS: [str(finish)] if finish else None,
+                })
             if result.redactions:
                 h.set("workbench.redactions", json.dumps(result.redactions, sort_keys=True))
             h.otel.set_status(Status(StatusCode.OK))
+            self._measure(t_in, t_out, result.model)
         self.end()
         return result
 
@@ -456,14 +508,30 @@ class GatewayCall:
         if h.recording:
             h.otel.update_name(f"embed {result.model}")
             usage = result.response.get("usage") or {}
-            h.set_attributes({"embedding.model_name": result.model,
-                              "llm.token_count.prompt": int(usage.get("prompt_tokens") or 0),
-                              "llm.token_count.total": int(usage.get("total_tokens") or 0),
+            t_in = int(usage.get("prompt_tokens") or 0)
+            h.set_attributes({sc.EMBEDDING_MODEL: result.model,
+                              sc.LLM_TOKENS_PROMPT: t_in,
+                              sc.LLM_TOKENS_TOTAL: int(usage.get("total_tokens") or 0),
+                              sc.LLM_COST_PROMPT: result.cost_usd,
+                              sc.LLM_COST_TOTAL: result.cost_usd,
                               "workbench.latency_ms": round(result.latency_ms, 3),
                               "workbench.vectors": len(result.response.get("data") or [])})
+            with contextlib.suppress(WorkbenchError):  # unknown model: nothing to name
+                _set_provider(self, self.gateway.spec(result.model, kind="embedding").provider)
+            if self.gateway.settings.genai_semconv:
+                h.set_attributes({sc.GENAI_RESPONSE_MODEL: result.model,
+                                  sc.GENAI_INPUT_TOKENS: t_in})
             h.otel.set_status(Status(StatusCode.OK))
+            self._measure(t_in, None, result.model)
         self.end()
         return result
+
+    def _measure(self, t_in: int, t_out: int | None, model: str) -> None:
+        """The GenAI client histograms (token usage, operation duration)."""
+        if not self.gateway.settings.genai_semconv:
+            return
+        genai_metrics().record("embeddings" if self.operation == "embed" else "chat", model,
+                               time.perf_counter() - self.started, t_in, t_out)
 
     def failed(self, exc: BaseException) -> None:
         self.handle.error(exc)
@@ -483,11 +551,19 @@ def start_call(gateway: Gateway, operation: str, trace_id: str | None,
     handle = tracer.start(operation, kind, trace_id=trace_id)
     if handle.recording:
         principal = gateway.principal
-        handle.set_attributes({"llm.system": "workbench", "llm.provider": None,
-                               "llm.request.model_name": model,
-                               "workbench.operation": operation,
-                               "workbench.team": principal.team,
-                               "workbench.key_id": principal.key_id})
+        session_id = _SESSION_ID.get()
+        handle.set_attributes({
+            sc.LLM_REQUEST_MODEL: model, sc.WB_OPERATION: operation,
+            sc.WB_TEAM: principal.team, sc.WB_KEY_ID: principal.key_id,
+            sc.USER_ID: principal.key_id or "local", sc.SESSION_ID: session_id,
+            sc.TAGS: [f"team:{principal.team}", f"operation:{operation}"],
+            sc.METADATA: sc.metadata({"team": principal.team, "key_id": principal.key_id,
+                                      "profile": gateway.settings.profile}),
+        })
+        if gateway.settings.genai_semconv:
+            handle.set_attributes({
+                sc.GENAI_OPERATION: "embeddings" if operation == "embed" else "chat",
+                sc.GENAI_REQUEST_MODEL: model, sc.GENAI_CONVERSATION_ID: session_id})
     return GatewayCall(gateway, operation, tracer, handle)
 
 
@@ -516,7 +592,12 @@ def record_request(body: Mapping[str, Any], provider: str | None = None) -> None
     remask = gw._mode() != "mask"
     params = {k: body[k] for k in ("max_tokens", "temperature", "top_p", "stop", "seed",
                                    "response_format") if body.get(k) is not None}
-    h.set_attributes({"llm.provider": provider, "llm.invocation_parameters": params})
+    h.set(sc.LLM_PARAMS, params)
+    _set_provider(call, provider)
+    if gw.settings.genai_semconv:
+        h.set_attributes({sc.GENAI_MAX_TOKENS: body.get("max_tokens"),
+                          sc.GENAI_TEMPERATURE: body.get("temperature"),
+                          sc.GENAI_TOP_P: body.get("top_p")})
     last_user = ""
     for i, msg in enumerate(body.get("messages") or []):
         content = msg.get("content")
@@ -530,6 +611,23 @@ def record_request(body: Mapping[str, Any], provider: str | None = None) -> None
         if msg.get("role") == "user":
             last_user = text
     h.set_input(last_user)
+
+
+def _set_provider(call: GatewayCall, provider: str | None) -> None:
+    """Standard provider names for the profile that serves the call (see semconv)."""
+    if provider is None:
+        return
+    settings = call.gateway.settings
+    prof = settings.all_profiles().get(provider)
+    kind = "embedded" if provider == "embedded" else (prof.kind if prof else "openai")
+    base_url = (settings.active_profile().base_url if provider == settings.profile
+                else prof.base_url if prof else None)
+    oi_provider, oi_system, genai = sc.provider_names(
+        kind, base_url, prof.telemetry_provider if prof else None)
+    call.handle.set_attributes({sc.LLM_PROVIDER: oi_provider, sc.LLM_SYSTEM: oi_system,
+                                sc.WB_PROFILE: provider})
+    if settings.genai_semconv:
+        call.handle.set(sc.GENAI_PROVIDER, genai)
 
 
 def record_embedding_inputs(texts: Any) -> None:
@@ -572,6 +670,7 @@ class _TracedChunks(Iterator[dict[str, Any]]):
         if call.first_token_ms is None and any(
                 (c.get("delta") or {}).get("content") for c in chunk.get("choices") or []):
             call.first_token_ms = round((time.perf_counter() - call.started) * 1000, 3)
+            call.handle.add_event(sc.FIRST_TOKEN_EVENT)
         return chunk
 
     def close(self) -> None:

@@ -409,8 +409,31 @@ def ingest(gw: Gateway, paths: Sequence[str | Path], *, collection: str = DEFAUL
     chunks, and with ``prune=True`` documents whose files vanished from the given folders
     are removed. ``chunking``/``embed_model`` default to the collection's recorded ones.
     ``progress``: None shows bars only on a terminal.
+
+    Traced as one ``ingest`` CHAIN span: every embedding batch nests under it.
     """
+    from workbench.observability import tracing
+
+    with tracing.span("ingest", kind="CHAIN", gateway=gw,
+                      attributes={"workbench.collection": collection}) as root:
+        report = _ingest(gw, paths, collection=collection, chunking=chunking,
+                         embed_model=embed_model, prune=prune, batch_size=batch_size,
+                         commit_every=commit_every, commit_interval_s=commit_interval_s,
+                         progress=progress, vector_index_min_rows=vector_index_min_rows)
+        root.set_output({"documents": len(report.added) + len(report.updated),
+                         "chunks_embedded": report.chunks_embedded,
+                         "skipped": len(report.skipped)})
+    return report
+
+
+def _ingest(gw: Gateway, paths: Sequence[str | Path], *, collection: str = DEFAULT_COLLECTION,
+            chunking: ChunkingConfig | None = None, embed_model: str | None = None,
+            prune: bool = False, batch_size: int = 32, commit_every: int = 256,
+            commit_interval_s: float = 5.0, progress: bool | None = None,
+            vector_index_min_rows: int = VECTOR_INDEX_MIN_ROWS) -> IngestReport:
     from tqdm.auto import tqdm
+
+    from workbench.observability import tracing
 
     started = time.perf_counter()
     check_name(collection)
@@ -418,7 +441,8 @@ def ingest(gw: Gateway, paths: Sequence[str | Path], *, collection: str = DEFAUL
         raise BadRequest("batch_size and commit_every must be at least 1")
     cols = Collections.for_settings(gw.settings)
     meta, model, cfg = _resolve_setup(gw, cols, collection, chunking, embed_model)
-    report = IngestReport(collection=collection, trace_id=new_trace_id())
+    report = IngestReport(collection=collection,
+                          trace_id=tracing.current_trace_id() or new_trace_id())
     files, skipped, report.missing_paths, roots = discover(paths)
     report.skipped.extend(skipped)
     writer = _Writer(cols, collection, meta, model, cfg)

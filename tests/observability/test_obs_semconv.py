@@ -1,0 +1,124 @@
+"""Telemetry that Phoenix/Langfuse/Grafana read natively: standard provider names, cost
+split, users/sessions/metadata/tags, statuses, the first-token event, GenAI attributes
+and histograms. The provider is a priced FakeProvider behind the Provider seam; spans go
+through the real tracer into the real span store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.fakes import FakeProvider, priced
+from workbench.errors import UpstreamError
+from workbench.models.gateway import Gateway
+from workbench.observability import semconv as sc
+from workbench.observability import tracing
+from workbench.observability.genai_metrics import genai_metrics
+from workbench.observability.traces import Span, get_trace
+from workbench.service.metrics import ServiceMetrics
+
+OPENAI = {"kind": "openai", "base_url": "https://api.openai.com/v1", "chat_model": "gpt-x"}
+
+
+@pytest.fixture
+def gw(make_gateway: Callable[..., Gateway]) -> Callable[..., Gateway]:
+    def make(provider: FakeProvider | None = None, **settings: Any) -> Gateway:
+        fake = provider or FakeProvider(text="Paris is the capital.", tokens_in=100, tokens_out=20)
+        return make_gateway(providers={"fake": fake}, profiles={"fake": OPENAI},
+                            models=[priced("gpt-x", provider="fake", in_mtok=1000, out_mtok=2000)],
+                            **settings)
+
+    return make
+
+
+def _spans(gateway: Gateway, trace_id: str) -> list[Span]:
+    tracing.tracer_for(gateway.store).flush()
+    return [s for _, s in get_trace(gateway.store, trace_id).walk()]
+
+
+@pytest.mark.parametrize(("kind", "url", "override", "expected"), [
+    ("openai", "https://api.openai.com/v1", None, ("openai", "openai", "openai")),
+    ("openai", "https://myres.openai.azure.com/openai/v1", None, ("azure", "openai", "azure.ai.openai")),
+    ("openai", "https://api.anthropic.com/v1", None, ("anthropic", "anthropic", "anthropic")),
+    ("openai", "http://127.0.0.1:11434/v1", None, (None, None, "openai_compatible")),
+    ("openai", "http://litellm.internal/v1", "openai", ("openai", "openai", "openai")),
+    ("embedded", None, None, (None, None, "llama_cpp")),
+])
+def test_provider_names_are_standard_values(kind: str, url: str | None, override: str | None,
+                                            expected: tuple[str | None, str | None, str]) -> None:
+    assert sc.provider_names(kind, url, override) == expected
+
+
+def test_llm_span_carries_provider_cost_user_session_and_genai(gw: Callable[..., Gateway]) -> None:
+    gateway = gw()
+    with tracing.session("conv-42"), tracing.span("ask", gateway=gateway):
+        res = gateway.chat("capital of France?", model="gpt-x", max_tokens=30, temperature=0.2)
+    spans = {s.kind: s for s in _spans(gateway, res.trace_id)}
+    llm, chain = spans["LLM"].attributes, spans["CHAIN"]
+    assert (llm["llm.provider"], llm["llm.system"], llm["gen_ai.provider.name"]) == ("openai",) * 3
+    assert llm["llm.cost.prompt"] == pytest.approx(100 * 1000 / 1e6)
+    assert llm["llm.cost.completion"] == pytest.approx(20 * 2000 / 1e6)
+    assert llm["llm.cost.total"] == pytest.approx(llm["llm.cost.prompt"] + llm["llm.cost.completion"])
+    assert llm["user.id"] == "local" and llm["session.id"] == "conv-42"
+    # OpenInference's metadata is a JSON string; tags a list of strings.
+    assert json.loads(llm["metadata"])["team"] == "local" and "team:local" in llm["tag.tags"]
+    assert llm["gen_ai.operation.name"] == "chat" and llm["gen_ai.conversation.id"] == "conv-42"
+    assert (llm["gen_ai.usage.input_tokens"], llm["gen_ai.usage.output_tokens"]) == (100, 20)
+    assert llm["gen_ai.request.model"] == "gpt-x"
+    assert llm["gen_ai.response.model"] == "gpt-x" and llm["gen_ai.request.max_tokens"] == 30
+    assert llm["gen_ai.response.finish_reasons"] == ["stop"]
+    assert chain.status == "OK" and spans["LLM"].status == "OK"  # never "Unset"
+
+
+def test_a_key_is_the_user(gw: Callable[..., Gateway]) -> None:
+    gateway = gw()
+    _, secret = gateway.policy.create_key(team="blue")
+    res = gateway.as_key(secret).chat("hi", model="gpt-x")
+    [llm] = [s for s in _spans(gateway, res.trace_id) if s.kind == "LLM"]
+    assert llm.attributes["user.id"].startswith("key_")
+    assert json.loads(llm.attributes["metadata"])["team"] == "blue"
+
+
+def test_stream_records_the_first_token_event(gw: Callable[..., Gateway]) -> None:
+    gateway = gw()
+    stream = gateway.stream("capital of France?", model="gpt-x")
+    text = "".join(stream.text())
+    [llm] = [s for s in _spans(gateway, stream.trace_id) if s.kind == "LLM"]
+    events = [e["name"] for e in llm.events]
+    assert text and events.count(sc.FIRST_TOKEN_EVENT) == 1
+    assert llm.attributes["workbench.ttft_ms"] is not None
+
+
+def test_failures_carry_error_type_and_chain_status(gw: Callable[..., Gateway]) -> None:
+    gateway = gw(FakeProvider(fail=-1, error=UpstreamError))
+    with pytest.raises(UpstreamError), tracing.span("ask", gateway=gateway) as root:
+        gateway.chat("hi", model="gpt-x")
+    spans = {s.kind: s for s in _spans(gateway, root.trace_id)}
+    assert spans["LLM"].status == "ERROR" and spans["CHAIN"].status == "ERROR"
+    assert spans["LLM"].attributes["error.type"] == "upstream_error"
+
+
+def test_genai_attributes_can_be_turned_off(gw: Callable[..., Gateway]) -> None:
+    gateway = gw(genai_semconv=False)
+    res = gateway.chat("hi", model="gpt-x")
+    [llm] = [s for s in _spans(gateway, res.trace_id) if s.kind == "LLM"]
+    assert not [k for k in llm.attributes if k.startswith("gen_ai.")]
+    assert llm.attributes["llm.provider"] == "openai"  # OpenInference stays
+
+
+def test_histograms_count_calls_and_tokens_on_metrics(gw: Callable[..., Gateway]) -> None:
+    gateway = gw()
+    metrics = genai_metrics()
+    before = metrics.duration.count("chat", "gpt-x")
+    gateway.chat("one", model="gpt-x")
+    gateway.chat("two", model="gpt-x")
+    assert metrics.duration.count("chat", "gpt-x") == before + 2
+    text = ServiceMetrics().render()
+    assert '# TYPE gen_ai_client_token_usage histogram' in text
+    assert 'gen_ai_client_token_usage_bucket{gen_ai_operation_name="chat",gen_ai_request_model="gpt-x",' \
+           'gen_ai_token_type="input",le="+Inf"}' in text
+    assert 'gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name="chat",' \
+           'gen_ai_request_model="gpt-x"}' in text
