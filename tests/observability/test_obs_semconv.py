@@ -122,3 +122,21 @@ def test_histograms_count_calls_and_tokens_on_metrics(gw: Callable[..., Gateway]
            'gen_ai_token_type="input",le="+Inf"}' in text
     assert 'gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name="chat",' \
            'gen_ai_request_model="gpt-x"}' in text
+
+
+def test_grafana_dashboard_reads_only_metrics_the_service_exposes(gw: Callable[..., Gateway]) -> None:
+    import re
+    from pathlib import Path
+
+    gw().chat("one", model="gpt-x")  # the GenAI histograms have a series
+    exposed = set()
+    for line in ServiceMetrics().render().splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            exposed |= {name} | ({f"{name}_{s}" for s in ("bucket", "sum", "count")}
+                                 if kind == "histogram" else set())
+    dashboard = json.loads((Path(__file__).parents[2] / "docs" / "assets" /
+                            "grafana-workbench.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {m for e in exprs for m in re.findall(r"\b((?:workbench|gen_ai_client)_[a-z_]+)", e)}
+    assert used and used <= exposed, used - exposed

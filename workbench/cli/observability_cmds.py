@@ -180,6 +180,37 @@ def feedback_export(
     console.print(f"wrote {n} rows to {path}")
 
 
+@feedback_app.command("send")
+def feedback_send(
+    target: Annotated[str, typer.Argument(help="phoenix (trace annotations) or langfuse (scores).")],
+    url: Annotated[str, typer.Option(help="Phoenix server or Langfuse host, e.g. "
+                                          "http://127.0.0.1:6006.")],
+    days: Annotated[int | None, typer.Option(help="Only feedback from the last N days.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows (newest first).")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Send feedback to Phoenix (annotations) or Langfuse (scores); re-sending updates.
+    Langfuse keys come from LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY."""
+    from workbench.errors import BadRequest
+    from workbench.observability import feedback
+    from workbench.observability.feedback_export import FeedbackExporter
+
+    if target not in ("phoenix", "langfuse"):
+        raise BadRequest(f"unknown target {target!r}: use phoenix or langfuse")
+    since = time.time() - days * 86400 if days else None
+    rows = feedback.list_feedback(_store(), since=since, limit=limit)
+    report = FeedbackExporter(target, url).export(rows)  # type: ignore[arg-type]
+    if as_json:
+        print_json(report.__dict__)
+    else:
+        console.print(f"sent {report.sent} feedback rows to {target}"
+                      + (f", {report.failed} failed" if report.failed else ""), highlight=False)
+        for err in report.errors[:5]:
+            console.print(f"  {err}", highlight=False, markup=False)
+    if report.failed:
+        raise typer.Exit(1)
+
+
 def probe(
     file: Annotated[Path | None, typer.Argument(
         help="Probe file (TOML/YAML); default probes.toml or probes.yaml here.")] = None,
