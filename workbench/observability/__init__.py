@@ -11,8 +11,8 @@ import importlib
 from typing import Any
 
 _SUBMODULES = ("tracing", "traces", "feedback", "feedback_http", "probes", "probe_checks",
-               "metrics", "views", "schema", "exporters", "tour", "semconv", "genai_metrics", "feedback_export",
-               "prometheus")
+               "metrics", "views", "schema", "exporters", "tour", "semconv", "genai_metrics",
+               "feedback_export", "prometheus")
 
 __all__ = list(_SUBMODULES)
 
