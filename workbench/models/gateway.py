@@ -344,6 +344,10 @@ class Gateway:
                 completion_fallback=(metering.answer_tokens_estimate(resp)
                                      if completion_fallback is None else completion_fallback))
         t_in, t_out = usage.prompt_tokens, usage.completion_tokens
+        if usage.anomalies:
+            # Callers, spans and the cache see the counts that were charged, not the lie.
+            resp["usage"] = {"prompt_tokens": t_in, "completion_tokens": t_out,
+                             "total_tokens": t_in + t_out}
         latency = (time.perf_counter() - prep.started) * 1000
         with self.store.write() as conn:
             cost, anomaly = 0.0, None
@@ -620,6 +624,9 @@ class Gateway:
             metering.check_embeddings(resp, len(inputs), spec.provider)
             usage = metering.read_usage(resp.get("usage"), prompt_fallback=expected,
                                         completion=False)
+            if usage.anomalies:
+                resp["usage"] = {"prompt_tokens": usage.prompt_tokens,
+                                 "total_tokens": usage.prompt_tokens}
             latency = (time.perf_counter() - started) * 1000
             with self.store.write() as conn:
                 cost, anomaly = self._settle_call(conn, reservation, spec, usage,
