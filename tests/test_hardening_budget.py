@@ -513,18 +513,25 @@ def test_kill_9_with_20_in_flight_then_restart_sweeps_every_reservation(
         try:
             first.wait_ready()
 
+            answers: list[str] = []  # none expected before the kill
+
             def call() -> None:
                 try:
-                    httpx.post(first.base + CHAT, json={"model": "paid", "max_tokens": 50,
-                                                        "messages": [HI]},
-                               headers={"Authorization": f"Bearer {secret}"}, timeout=300)
+                    r = httpx.post(first.base + CHAT, json={"model": "paid", "max_tokens": 50,
+                                                            "messages": [HI]},
+                                   headers={"Authorization": f"Bearer {secret}"}, timeout=300)
+                    answers.append(f"{r.status_code} {r.text[:300]}")
                 except httpx.HTTPError:
                     pass  # the gateway dies under it
 
             threads = [threading.Thread(target=call) for _ in range(20)]
             for t in threads:
                 t.start()
-            upstream.wait_in_flight(20)
+            try:
+                upstream.wait_in_flight(20, timeout_s=180)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; answers {answers}; gateway log:\n"
+                                     f"{first.log.read_text()[-3000:]}") from None
             held = state(any_store, key_id)
             assert held["open"] == 20 and held["reserved"] > 0
 
