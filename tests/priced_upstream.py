@@ -125,8 +125,7 @@ class PricedUpstream:
         class Handler(_Handler):
             owner = upstream
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
                                         name="priced-upstream")
         self._thread.start()
@@ -168,6 +167,12 @@ class PricedUpstream:
                 raise AssertionError(f"only {self.in_flight} of {n} requests reached the "
                                      "upstream")
             time.sleep(0.05)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # The default backlog of 5 refuses connections when 20 requests arrive at once.
+    request_queue_size = 128
 
 
 class _Handler(BaseHTTPRequestHandler):

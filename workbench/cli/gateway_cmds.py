@@ -202,8 +202,9 @@ def usage(
     if as_json:
         print_json(rows)
         return
-    console.print(table(rows, [*groups, "calls", "ok", "cached", "denied", "errors", "tokens_in",
-                               "tokens_out", "cost_usd", "avg_latency_ms"], title="usage"))
+    console.print(table(rows, [*groups, "calls", "ok", "cached", "denied", "errors", "anomalies",
+                               "tokens_in", "tokens_out", "cost_usd", "avg_latency_ms"],
+                        title="usage"))
 
 
 def audit(
