@@ -11,6 +11,7 @@ reservation settled, and reservations of a killed gateway are swept at the next 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -209,12 +210,13 @@ def test_any_sequence_of_requests_stays_under_the_budget(
     key_id, secret = gw.policy.create_key(team="t", budget_usd=budget)
     billed_before = upstream.billed_usd
     user = gw.as_key(secret)
-    for body in bodies:
-        try:
-            user.chat({"model": "paid", "max_tokens": 5, **body})
-        except BudgetExceeded:
-            pass
-    spent = assert_settled(store, key_id)["spent"]
+    try:
+        for body in bodies:
+            with contextlib.suppress(BudgetExceeded):
+                user.chat({"model": "paid", "max_tokens": 5, **body})
+        spent = assert_settled(store, key_id)["spent"]
+    finally:
+        store.dispose()
     assert spent <= budget + 1e-9
     assert upstream.billed_usd - billed_before <= budget + 1e-9
     assert spent == pytest.approx(upstream.billed_usd - billed_before)

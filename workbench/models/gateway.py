@@ -620,8 +620,14 @@ class Gateway:
             raise
         with self._released_on_failure(reservation, spec, trace_id, started,
                                        endpoint="embeddings", redactions=redactions):
-            resp = self.provider(spec.provider).embed(inputs, spec)
-            metering.check_embeddings(resp, len(inputs), spec.provider)
+            try:
+                resp = self.provider(spec.provider).embed(inputs, spec)
+                metering.check_embeddings(resp, len(inputs), spec.provider)
+            except WorkbenchError as err:
+                self.policy.settle(reservation, 0.0)
+                self._ledger("embeddings", "error", spec=spec, error=err, trace_id=trace_id,
+                             started=started, redactions=redactions)
+                raise
             usage = metering.read_usage(resp.get("usage"), prompt_fallback=expected,
                                         completion=False)
             if usage.anomalies:
