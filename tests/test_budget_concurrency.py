@@ -4,6 +4,8 @@ Runs on SQLite and on a real PostgreSQL (CI starts one)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -116,10 +118,17 @@ def test_sweep_releases_reservations_left_by_a_crashed_process(any_store: Store,
     gw = make_gateway(providers={"fake": FakeProvider()}, store=any_store,
                       models=[priced("paid")])
     key_id, secret = gw.policy.create_key(team="t", budget_usd=1.0)
-    p = gw.policy.authenticate(secret)
-    gw.policy.reserve(p, 0.3)  # never settled: the process "died"
-    assert _state(any_store, key_id)["reserved"] == pytest.approx(0.3)
+    # A process reserves, then dies without settling (os._exit: no cleanup at all).
+    code = ("import os, sys; from workbench.store import Store; "
+            "from workbench.models.policy import Policy; pol = Policy(Store(sys.argv[1])); "
+            "pol.reserve(pol.authenticate(sys.argv[2]), 0.3); os._exit(0)")
+    subprocess.run([sys.executable, "-c", code, any_store.url, secret], check=True, timeout=120)
+    live = gw.policy.reserve(gw.policy.authenticate(secret), 0.2)  # this process: alive
+    assert _state(any_store, key_id)["reserved"] == pytest.approx(0.5)
     assert gw.policy.sweep_reservations(older_than_s=-1) == 1
+    assert _state(any_store, key_id) == {"spent": 0.0, "reserved": pytest.approx(0.2),
+                                         "open": 1}
+    gw.policy.settle(live, 0.0)
     assert _state(any_store, key_id) == {"spent": 0.0, "reserved": pytest.approx(0.0, abs=1e-9),
                                          "open": 0}
 

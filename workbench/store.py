@@ -103,6 +103,9 @@ ledger = Table(
     Column("error_code", String(64), nullable=True),
     Column("redactions", Integer, nullable=False, default=0),
     Column("trace_id", String(32), nullable=True),
+    # Comma-separated codes when the upstream's usage was not taken at face value
+    # (usage_missing, usage_invalid, usage_clamped, charge_above_reservation, ...).
+    Column("anomaly", String(128), nullable=True),
     Index("ix_ledger_ts", "ts"),
     Index("ix_ledger_trace", "trace_id"),
 )
@@ -134,6 +137,20 @@ reservations = Table(
     Column("team", String(128), nullable=True),
     Column("amount_usd", Float, nullable=False),
     Column("created_at", Float, nullable=False),
+    Column("owner", String(32), nullable=True),  # processes.id of the holder; NULL: unknown
+)
+
+# Processes that hold (or held) budget reservations, so a sweep can tell a crashed
+# holder from a live replica: same host -> check the pid; other host -> the heartbeat.
+processes = Table(
+    "processes", metadata,
+    Column("id", String(32), primary_key=True),  # random per process start (boot id)
+    Column("host", String(255), nullable=False),
+    Column("host_key", String(64), nullable=False),  # hostname + machine boot + pid namespace
+    Column("pid", Integer, nullable=False),
+    Column("pid_start", BigInteger, nullable=True),  # /proc start time: detects pid reuse
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
 )
 
 Migration = Callable[[Connection], None]
@@ -144,7 +161,27 @@ def _m1_governance(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
-MIGRATIONS: list[tuple[int, Migration]] = [(1, _m1_governance)]
+def _add_missing_column(conn: Connection, table: Table, name: str) -> None:
+    """ALTER TABLE ... ADD COLUMN for stores created before the column existed (a fresh
+    store got it from the table definition in migration 1)."""
+    from sqlalchemy import inspect
+
+    if name in {c["name"] for c in inspect(conn).get_columns(table.name)}:
+        return
+    col = table.c[name]
+    type_sql = col.type.compile(dialect=conn.dialect)
+    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{name}" {type_sql}'))
+
+
+def _m10_budget_hardening(conn: Connection) -> None:
+    # Reservation owners + the process registry (sweeping dead holders), and the ledger's
+    # anomaly flag (usage an upstream reported that was not taken at face value).
+    processes.create(conn, checkfirst=True)
+    _add_missing_column(conn, reservations, "owner")
+    _add_missing_column(conn, ledger, "anomaly")
+
+
+MIGRATIONS: list[tuple[int, Migration]] = [(1, _m1_governance), (10, _m10_budget_hardening)]
 
 
 def normalize_url(url: str) -> str:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from workbench.cli.common import KEY_HELP, console, fmt, gateway, print_json, table
 from workbench.errors import BadRequest
+
+if TYPE_CHECKING:
+    from workbench.models.policy import SweepResult
 
 keys_app = typer.Typer(help="Create, list, change and revoke workbench API keys.",
                        no_args_is_help=True)
@@ -107,6 +110,37 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id (key_…), no
     console.print(f"revoked {key_id}")
 
 
+@keys_app.command("sweep")
+def keys_sweep(
+    stale_after: Annotated[float, typer.Option(
+        min=0, help="Seconds without a heartbeat after which a holder on another host is "
+                    "presumed dead (holders on this host are checked by pid).")] = 300.0,
+    older_than: Annotated[float, typer.Option(
+        min=0, help="Seconds after which a reservation with no recorded holder (written "
+                    "before holders were recorded) is released.")] = 3600.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Release budget reservations left by dead processes (e.g. a gateway killed
+    mid-request). Reservations of live processes, on any host, are kept. Audited.
+    `workbench gateway` and `workbench serve` run this at startup."""
+    from workbench.models.policy import Policy
+
+    result = Policy(gateway().store).sweep(older_than_s=older_than, stale_after_s=stale_after,
+                                           actor="cli")
+    if as_json:
+        print_json(result.as_dict())
+        return
+    console.print(sweep_summary(result), highlight=False)
+
+
+def sweep_summary(result: SweepResult) -> str:
+    """One line for people: what a sweep released and what it kept."""
+    holders = sum(1 for d in result.dead_processes if d["reservations"])
+    return (f"released {result.released} reservation{'s' * (result.released != 1)} "
+            f"(${result.released_usd:.6f}) left by {holders} dead "
+            f"process{'es' * (holders != 1)}; kept {result.kept} held by live processes")
+
+
 @keys_app.command("set")
 def keys_set(
     key_id: Annotated[str, typer.Argument(help="Key id (key_…), not the secret.")],
@@ -168,8 +202,9 @@ def usage(
     if as_json:
         print_json(rows)
         return
-    console.print(table(rows, [*groups, "calls", "ok", "cached", "denied", "errors", "tokens_in",
-                               "tokens_out", "cost_usd", "avg_latency_ms"], title="usage"))
+    console.print(table(rows, [*groups, "calls", "ok", "cached", "denied", "errors", "anomalies",
+                               "tokens_in", "tokens_out", "cost_usd", "avg_latency_ms"],
+                        title="usage"))
 
 
 def audit(
@@ -210,7 +245,12 @@ def serve_gateway(
 
     from workbench.models.server import create_app
 
-    uvicorn.run(create_app(gateway()), host=host, port=port, log_level="warning")
+    gw = gateway()
+    # Reservations of a gateway that was killed mid-request would hold budget forever.
+    swept = gw.policy.sweep(actor="gateway-startup")
+    if swept.released:
+        console.print(sweep_summary(swept), highlight=False)
+    uvicorn.run(create_app(gw), host=host, port=port, log_level="warning")
 
 
 def register(app: typer.Typer) -> None:

@@ -16,16 +16,19 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Connection, delete, insert, select
 
 from workbench.config import ModelSpec, Settings, load_settings
 from workbench.errors import BadRequest, ModelNotFound, UpstreamError, WorkbenchError
+from workbench.models import audit as audit_log
 from workbench.models import ledger as ledger_mod
+from workbench.models import metering
 from workbench.models.guardrails import Guardrails, StreamRedactor
 from workbench.models.policy import Policy, Principal, Reservation
 from workbench.models.providers import OpenAICompatibleProvider, Provider
@@ -36,10 +39,24 @@ from workbench.store import Store, response_cache
 log = logging.getLogger("workbench.gateway")
 
 Messages = str | list[dict[str, Any]] | dict[str, Any] | ChatRequest
+# Usage corrections worth an audit row (usage_missing alone is only flagged in the ledger).
+AUDITED_ANOMALIES = frozenset({"usage_invalid", "usage_clamped", "charge_above_reservation",
+                               "reservation_swept"})
 
 
 def new_trace_id() -> str:
     return uuid.uuid4().hex  # 32 hex chars: the W3C / OpenTelemetry trace-id format
+
+
+def _message_text(msg: Any) -> str:
+    """The text of one message dict: its string content, or its text parts joined."""
+    content = msg.get("content") if isinstance(msg, dict) else None
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p["text"] for p in content
+                       if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
 
 
 def validation_message(exc: ValidationError) -> str:
@@ -176,15 +193,21 @@ class Gateway:
     def _mode(self) -> str:
         return self.principal.guardrail_mode or self.settings.guardrail_mode
 
-    def _estimate_tokens(self, spec: ModelSpec, text: str, n_messages: int) -> tuple[int, int]:
-        """(expected, worst case) prompt tokens. Worst case: a BPE token is at least one
-        byte, plus a few template tokens per message; used for budget reservations."""
-        worst = len(text.encode()) + 8 * n_messages + 8
+    def _estimate_tokens(self, spec: ModelSpec, body: dict[str, Any]) -> tuple[int, int]:
+        """(expected, worst case) prompt tokens of a chat body. Worst case (budget
+        reservations): the bytes of everything that carries prompt text, plus fixed
+        counts per image and per message (``metering.prompt_size``). Expected (tpm at the
+        start of a call): the provider's exact count of the message text when it has
+        one, else ~4 bytes per token; corrected to the actual count after the call."""
+        size = metering.prompt_size(body)
         counter = getattr(self._providers.get(spec.provider), "count_prompt_tokens", None)
-        exact = counter(spec, text) if counter else None
-        if exact is not None:
-            return exact + 8 * n_messages, exact + 8 * n_messages + 8
-        return len(text) // 4 + 4 * n_messages, worst
+        if counter:
+            text = "\n".join(_message_text(m) for m in body.get("messages") or ())
+            exact = counter(spec, text)
+            if exact is not None:
+                return (exact + 4 * size.messages
+                        + size.images * metering.IMAGE_EXPECTED_TOKENS), size.worst_tokens
+        return size.expected_tokens, size.worst_tokens
 
     def _ledger(self, endpoint: str, outcome: str, *, spec: ModelSpec | None = None,
                 error: WorkbenchError | None = None, trace_id: str, started: float,
@@ -262,9 +285,7 @@ class Gateway:
 
         chain = [spec] + [self._specs[m] for m in self.settings.fallbacks.get(spec.name, [])
                           if m in self._specs and self.principal.may_use(m)]
-        prompt = "\n".join(
-            m["content"] if isinstance(m.get("content"), str) else "" for m in messages)
-        expected, worst = self._estimate_tokens(spec, prompt, len(messages))
+        expected, worst = self._estimate_tokens(spec, body)
         tracing.record_request(body, spec.provider)  # the redacted body, on the call's span
         return _Prepared(req=req, body=body, chain=chain, redactions=redactions,
                          reservation=Reservation("", None, None, 0.0, settled=True),
@@ -286,25 +307,66 @@ class Gateway:
             if isinstance(msg.get("content"), str):
                 msg["content"] = self.guardrails.mask(msg["content"]).text
 
+    def _settle_call(self, conn: Connection, reservation: Reservation, spec: ModelSpec,
+                     usage: metering.Usage, *, endpoint: str, trace_id: str
+                     ) -> tuple[float, str | None]:
+        """Settle a call's reservation from validated usage, inside the caller's write
+        transaction; returns (USD charged, ledger anomaly codes). The charge never exceeds
+        the reservation: an upstream that reports more than the worst case (it ignored
+        max_tokens, or lies) is flagged ``charge_above_reservation`` and audited with
+        the cost it reported, so the budget still holds."""
+        reported = spec.cost(usage.prompt_tokens, usage.completion_tokens)
+        anomalies = list(usage.anomalies)
+        charged = reported
+        if reported > reservation.amount_usd * (1 + 1e-9) + 1e-12:
+            anomalies.append("charge_above_reservation")
+            charged = reservation.amount_usd
+        if not self.policy.settle(reservation, charged, conn):
+            anomalies.append("reservation_swept")
+        if AUDITED_ANOMALIES.intersection(anomalies):
+            audit_log.append(self.store, conn, actor="gateway", action="usage.anomaly",
+                             target=self.principal.label, details={
+                                 "anomalies": anomalies, "endpoint": endpoint,
+                                 "model": spec.name, "team": self.principal.team,
+                                 "trace_id": trace_id, "prompt_tokens": usage.prompt_tokens,
+                                 "completion_tokens": usage.completion_tokens,
+                                 "reserved_usd": reservation.amount_usd,
+                                 "reported_usd": reported, "charged_usd": charged})
+        return charged, ",".join(anomalies) or None
+
     def _finish(self, prep: _Prepared, spec: ModelSpec, resp: dict[str, Any],
-                outcome: str = "ok") -> ChatResult:
-        usage = resp.get("usage") or {}
-        t_in, t_out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-        cost = 0.0 if outcome == "cached" else spec.cost(t_in, t_out)
+                outcome: str = "ok", completion_fallback: int | None = None) -> ChatResult:
+        if outcome == "cached":
+            usage = metering.Usage(0, 0)
+        else:
+            usage = metering.read_usage(
+                resp.get("usage"), prompt_fallback=prep.tokens_est,
+                completion_fallback=(metering.answer_tokens_estimate(resp)
+                                     if completion_fallback is None else completion_fallback))
+        t_in, t_out = usage.prompt_tokens, usage.completion_tokens
+        if usage.anomalies:
+            # Callers, spans and the cache see the counts that were charged, not the lie.
+            resp["usage"] = {"prompt_tokens": t_in, "completion_tokens": t_out,
+                             "total_tokens": t_in + t_out}
         latency = (time.perf_counter() - prep.started) * 1000
         with self.store.write() as conn:
-            self.policy.settle(prep.reservation, cost, conn)
+            cost, anomaly = 0.0, None
+            if outcome != "cached":
+                cost, anomaly = self._settle_call(conn, prep.reservation, spec, usage,
+                                                  endpoint="chat", trace_id=prep.trace_id)
             ledger_mod.record(conn, ledger_mod.Entry(
                 endpoint="chat", outcome=outcome, key_id=self.principal.key_id,
                 team=self.principal.team, model=spec.name, provider=spec.provider,
                 tokens_in=t_in, tokens_out=t_out, cost_usd=cost, latency_ms=latency,
-                redactions=sum(prep.redactions.values()), trace_id=prep.trace_id))
+                redactions=sum(prep.redactions.values()), trace_id=prep.trace_id,
+                anomaly=anomaly))
             if prep.cache_key and outcome == "ok":
                 conn.execute(delete(response_cache).where(response_cache.c.key == prep.cache_key))
                 conn.execute(insert(response_cache).values(
                     key=prep.cache_key, model=spec.name, response=resp, created_at=time.time()))
         if outcome != "cached":
-            self.policy.add_tokens(self.principal, t_out)
+            # tpm counted the expected prompt when the call started: correct to actual.
+            self.policy.add_tokens(self.principal, t_in + t_out - prep.tokens_est)
         return ChatResult(response=resp, trace_id=prep.trace_id, model=spec.name,
                           cost_usd=cost, latency_ms=latency, cached=outcome == "cached",
                           redactions=prep.redactions,
@@ -318,6 +380,30 @@ class Gateway:
         self._ledger(endpoint, outcome, spec=spec, error=err, trace_id=trace_id,
                      started=started,
                      redactions=sum(prep.redactions.values()) if prep else 0)
+
+    @contextmanager
+    def _released_on_failure(self, reservation: Reservation, spec: ModelSpec, trace_id: str,
+                             started: float, *, endpoint: str = "chat",
+                             redactions: int = 0) -> Iterator[None]:
+        """Whatever escapes a governed call after its reservation (a bug, a malformed
+        answer we did not foresee, a dropped store connection) still releases it and
+        leaves an error row; the exception propagates unchanged."""
+        try:
+            yield
+        except BaseException as exc:
+            # A WorkbenchError was ledgered where it was raised unless it left the
+            # reservation open; anything else (a bug) was not ledgered at all.
+            if not reservation.settled or not isinstance(exc, WorkbenchError):
+                err = exc if isinstance(exc, WorkbenchError) else WorkbenchError(
+                    f"internal error ({type(exc).__name__})", code="internal_error")
+                self.policy.settle(reservation, 0.0)
+                self._ledger(endpoint, "error", spec=spec, error=err, trace_id=trace_id,
+                             started=started, redactions=redactions)
+            raise
+
+    def _guard(self, prep: _Prepared) -> Any:
+        return self._released_on_failure(prep.reservation, prep.chain[0], prep.trace_id,
+                                          prep.started, redactions=sum(prep.redactions.values()))
 
     def _cached(self, prep: _Prepared) -> dict[str, Any] | None:
         if not prep.cache_key:
@@ -354,24 +440,27 @@ class Gateway:
         except WorkbenchError as err:
             self._fail(prep, err, "denied", spec, trace_id, started)
             raise
-        last: WorkbenchError | None = None
-        for candidate in prep.chain:
-            try:
-                resp = self.provider(candidate.provider).chat(
-                    {**prep.body, "model": candidate.upstream_name}, candidate)
-            except UpstreamError as err:
-                log.warning("model %s failed (%s); %s", candidate.name, err.code,
-                            "trying fallback" if candidate is not prep.chain[-1] else "giving up")
-                last = err
-                continue
-            except WorkbenchError as err:
-                self._fail(prep, err, "error", candidate, trace_id, started)
-                raise
-            self._mask_output(resp)
-            return self._finish(prep, candidate, resp)
-        assert last is not None
-        self._fail(prep, last, "error", prep.chain[-1], trace_id, started)
-        raise last
+        with self._guard(prep):
+            last: WorkbenchError | None = None
+            for candidate in prep.chain:
+                try:
+                    resp = self.provider(candidate.provider).chat(
+                        {**prep.body, "model": candidate.upstream_name}, candidate)
+                    metering.check_chat_response(resp, candidate.provider)
+                except UpstreamError as err:
+                    log.warning("model %s failed (%s); %s", candidate.name, err.code,
+                                "trying fallback" if candidate is not prep.chain[-1]
+                                else "giving up")
+                    last = err
+                    continue
+                except WorkbenchError as err:
+                    self._fail(prep, err, "error", candidate, trace_id, started)
+                    raise
+                self._mask_output(resp)
+                return self._finish(prep, candidate, resp)
+            assert last is not None
+            self._fail(prep, last, "error", prep.chain[-1], trace_id, started)
+            raise last
 
     def stream(self, messages: Messages, *, model: str | None = None,
                trace_id: str | None = None, **params: Any) -> StreamResult:
@@ -422,8 +511,10 @@ class Gateway:
         done = False
         redactor = (StreamRedactor(self.guardrails)
                     if self.settings.output_guardrails and self._mode() != "off" else None)
+        failure: WorkbenchError | None = None
         try:
             for chunk in self.provider(spec.provider).stream(prep.body, spec):
+                metering.check_chunk(chunk, spec.provider)
                 if chunk.get("usage"):
                     usage = chunk["usage"]
                 keep = bool(chunk.get("usage")) or not chunk.get("choices")
@@ -455,26 +546,39 @@ class Gateway:
                                                             "finish_reason": None}]}
             done = True
         except WorkbenchError as err:
-            self._fail(prep, err, "error", spec, prep.trace_id, prep.started)
+            failure = err
+            raise
+        except Exception as exc:  # a bug: recorded as one, and re-raised
+            failure = WorkbenchError(f"internal error ({type(exc).__name__})",
+                                     code="internal_error")
             raise
         finally:
-            if not done and not prep.reservation.settled:
-                # Client went away mid-stream: charge what was generated, release the rest.
-                n_out = len(pieces)
-                cost = spec.cost(prep.tokens_est, n_out)
-                self.policy.settle(prep.reservation, cost)
-                # The ledger carries the charge too, so usage reports match the budget.
-                self._ledger("chat", "error", spec=spec, trace_id=prep.trace_id,
-                             started=prep.started, tokens_in=prep.tokens_est,
-                             tokens_out=n_out, cost_usd=cost, error=WorkbenchError(
-                                 "client disconnected", code="client_disconnected"))
-        if not usage:
-            usage = {"prompt_tokens": prep.tokens_est, "completion_tokens": len(pieces)}
+            if not done:  # settle is idempotent; the ledger row is written once, here
+                self._settle_broken_stream(prep, spec, len(pieces), failure)
         resp = {"id": "chatcmpl-" + prep.trace_id, "object": "chat.completion",
-                "model": spec.name, "usage": usage,
+                "model": spec.name, "usage": usage or None,
                 "choices": [{"index": 0, "finish_reason": finish,
                              "message": {"role": "assistant", "content": "".join(shown)}}]}
-        holder.result = self._finish(prep, spec, resp)
+        with self._guard(prep):
+            holder.result = self._finish(prep, spec, resp, completion_fallback=len(pieces))
+
+    def _settle_broken_stream(self, prep: _Prepared, spec: ModelSpec, n_out: int,
+                              failure: WorkbenchError | None) -> None:
+        """A stream that ended early. The client went away (``failure`` None): it pays
+        the prompt and what was generated. The upstream failed: it pays the prompt and
+        the tokens it received if any, else nothing. Never more than the reservation."""
+        if failure is None or n_out:
+            t_in = prep.tokens_est
+            cost = min(spec.cost(t_in, n_out), prep.reservation.amount_usd)
+        else:
+            t_in, cost = 0, 0.0
+        err = failure or WorkbenchError("client disconnected", code="client_disconnected")
+        self.policy.settle(prep.reservation, cost)
+        # The ledger carries the charge too, so usage reports match the budget.
+        self._ledger("chat", "error", spec=spec, trace_id=prep.trace_id,
+                     started=prep.started, tokens_in=t_in, tokens_out=n_out,
+                     cost_usd=cost, error=err, redactions=sum(prep.redactions.values()))
+        self.policy.add_tokens(self.principal, t_in + n_out - prep.tokens_est)
 
     # -- embeddings ----------------------------------------------------------------------
     def embed(self, texts: str | list[str], *, model: str | None = None,
@@ -504,30 +608,41 @@ class Gateway:
                 masked = [self.guardrails.apply(t, self._mode()) for t in inputs]
                 inputs = [r.text for r in masked]
                 redactions = sum(len(r.findings) for r in masked)
-            worst = sum(len(t.encode()) + 2 for t in inputs)
-            self.policy.take_rate(self.principal, worst // 4)
+            # Inputs are plain strings (token-id arrays are refused by EmbeddingRequest),
+            # so their bytes bound their tokens.
+            worst = metering.texts_worst_tokens(inputs)
+            expected = -(-worst // 4)
+            self.policy.take_rate(self.principal, expected)
             reservation = self.policy.reserve(self.principal, spec.cost(worst, 0))
         except WorkbenchError as err:
             self._ledger("embeddings", "denied", spec=spec, error=err, trace_id=trace_id,
                          started=started)
             raise
-        try:
-            resp = self.provider(spec.provider).embed(inputs, spec)
-        except WorkbenchError as err:
-            self.policy.settle(reservation, 0.0)
-            self._ledger("embeddings", "error", spec=spec, error=err, trace_id=trace_id,
-                         started=started, redactions=redactions)
-            raise
-        t_in = int((resp.get("usage") or {}).get("prompt_tokens") or 0)
-        cost = spec.cost(t_in, 0)
-        latency = (time.perf_counter() - started) * 1000
-        with self.store.write() as conn:
-            self.policy.settle(reservation, cost, conn)
-            ledger_mod.record(conn, ledger_mod.Entry(
-                endpoint="embeddings", outcome="ok", key_id=self.principal.key_id,
-                team=self.principal.team, model=spec.name, provider=spec.provider,
-                tokens_in=t_in, cost_usd=cost, latency_ms=latency, redactions=redactions,
-                trace_id=trace_id))
+        with self._released_on_failure(reservation, spec, trace_id, started,
+                                       endpoint="embeddings", redactions=redactions):
+            try:
+                resp = self.provider(spec.provider).embed(inputs, spec)
+                metering.check_embeddings(resp, len(inputs), spec.provider)
+            except WorkbenchError as err:
+                self.policy.settle(reservation, 0.0)
+                self._ledger("embeddings", "error", spec=spec, error=err, trace_id=trace_id,
+                             started=started, redactions=redactions)
+                raise
+            usage = metering.read_usage(resp.get("usage"), prompt_fallback=expected,
+                                        completion=False)
+            if usage.anomalies:
+                resp["usage"] = {"prompt_tokens": usage.prompt_tokens,
+                                 "total_tokens": usage.prompt_tokens}
+            latency = (time.perf_counter() - started) * 1000
+            with self.store.write() as conn:
+                cost, anomaly = self._settle_call(conn, reservation, spec, usage,
+                                                  endpoint="embeddings", trace_id=trace_id)
+                ledger_mod.record(conn, ledger_mod.Entry(
+                    endpoint="embeddings", outcome="ok", key_id=self.principal.key_id,
+                    team=self.principal.team, model=spec.name, provider=spec.provider,
+                    tokens_in=usage.prompt_tokens, cost_usd=cost, latency_ms=latency,
+                    redactions=redactions, trace_id=trace_id, anomaly=anomaly))
+        self.policy.add_tokens(self.principal, usage.prompt_tokens - expected)
         return EmbeddingResult(response=resp, trace_id=trace_id, model=spec.name,
                                cost_usd=cost, latency_ms=latency)
 

@@ -29,6 +29,10 @@ class Entry:
     error_code: str | None = None
     redactions: int = 0
     trace_id: str | None = None
+    # Comma-separated codes when the upstream's usage was corrected (see
+    # workbench.models.metering): usage_missing, usage_invalid, usage_clamped,
+    # charge_above_reservation, reservation_swept.
+    anomaly: str | None = None
 
 
 def record(conn: Connection, entry: Entry) -> None:
@@ -58,6 +62,7 @@ def usage(store: Store, by: tuple[str, ...] = ("team", "key", "model"),
         func.sum(case((ledger.c.outcome == "cached", 1), else_=0)).label("cached"),
         func.sum(case((ledger.c.outcome == "denied", 1), else_=0)).label("denied"),
         func.sum(case((ledger.c.outcome == "error", 1), else_=0)).label("errors"),
+        func.sum(case((ledger.c.anomaly.is_not(None), 1), else_=0)).label("anomalies"),
         func.coalesce(func.sum(ledger.c.tokens_in), 0).label("tokens_in"),
         func.coalesce(func.sum(ledger.c.tokens_out), 0).label("tokens_out"),
         func.coalesce(func.sum(ledger.c.cost_usd), 0.0).label("cost_usd"),

@@ -7,7 +7,9 @@ high-entropy secrets and would cost every request). The secret is returned once 
 Budgets hold under concurrency because a request *reserves* its worst-case cost with one
 conditional UPDATE (``spent + reserved + amount <= budget``) before it runs; the row count
 is the decision, so two replicas cannot both take the last dollar. After the call the
-reservation is settled to the actual cost, or released on failure.
+reservation is settled to the actual cost, or released on failure. Each reservation
+names the process holding it (``workbench.models.liveness``), so one left by a crashed
+process is released by :meth:`Policy.sweep` and never one of a live replica.
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
+    case,
     delete,
+    func,
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -47,7 +52,8 @@ from workbench.errors import (
     RateLimited,
 )
 from workbench.models import audit as audit_log
-from workbench.store import Store, keys, rate_windows, reservations, teams
+from workbench.models import liveness
+from workbench.store import Store, keys, processes, rate_windows, reservations, teams
 
 KEY_PREFIX = "wb-"
 LOCAL_TEAM = "local"
@@ -85,11 +91,28 @@ class Principal:
 
 @dataclass
 class Reservation:
+    """Money held for one call until it is settled (``amount_usd`` is the worst case)."""
+
     id: str
     key_id: str | None
     team: str | None
     amount_usd: float
     settled: bool = field(default=False)
+    store: Store | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass
+class SweepResult:
+    """What :meth:`Policy.sweep` did."""
+
+    released: int = 0
+    released_usd: float = 0.0
+    dead_processes: list[dict[str, Any]] = field(default_factory=list)
+    kept: int = 0  # reservations of live processes, left alone
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"released": self.released, "released_usd": self.released_usd,
+                "dead_processes": self.dead_processes, "kept": self.kept}
 
 
 # -- per-request statements, built once ----------------------------------------------------
@@ -124,10 +147,12 @@ def _window_exists_stmt() -> Select[Any]:
 @functools.cache
 def _add_tokens_stmt() -> Update:
     rw = rate_windows.c
+    # A correction may be negative (the estimate counted at the start was too high);
+    # a window never goes below zero.
+    added = rw.tokens + bindparam("b_tokens")
     return update(rate_windows).where(and_(
-        rw.window == bindparam("b_window"),
-        or_(rw.subject == bindparam("b_key"), rw.subject == bindparam("b_team")),
-    )).values(tokens=rw.tokens + bindparam("b_tokens"))
+        rw.window == bindparam("b_window"), rw.subject == bindparam("b_subject"),
+    )).values(tokens=case((added < 0, 0), else_=added))
 
 
 @functools.cache
@@ -167,6 +192,15 @@ def _key_by_hash_stmt() -> Select[Any]:
 @functools.cache
 def _team_stmt() -> Select[Any]:
     return select(teams).where(teams.c.name == bindparam("b_team"))
+
+
+@dataclass(frozen=True)
+class _ProcRow:
+    id: str
+    host_key: str
+    pid: int
+    pid_start: int | None
+    heartbeat_at: float
 
 
 def _as_tuple(models: Any) -> tuple[str, ...] | None:
@@ -390,16 +424,28 @@ class Policy:
         raise RateLimited(f"rate limit bookkeeping contended for {subject}; retry")
 
     def add_tokens(self, principal: Principal, tokens: int) -> None:
-        """Count output tokens after a call (tpm counts all tokens)."""
-        if principal.key_id is None or tokens <= 0:
+        """Correct the tokens counted for tpm after a call: ``tokens`` is the actual
+        prompt + completion tokens minus the estimate counted when the call started (may
+        be negative). Lands in the current minute's windows of the key and its team."""
+        if principal.key_id is None or tokens == 0:
             return
-        if principal.tpm is None and principal.team_tpm is None:
+        subjects = [s for s, limited in ((f"key:{principal.key_id}", principal.tpm),
+                                         (f"team:{principal.team}", principal.team_tpm))
+                    if limited is not None]
+        if not subjects:
             return
         window = int(time.time() // 60)
         with self.store.write() as conn:
-            conn.execute(_add_tokens_stmt(), {
-                "b_window": window, "b_key": f"key:{principal.key_id}",
-                "b_team": f"team:{principal.team}", "b_tokens": tokens})
+            for subject in subjects:
+                params = {"b_window": window, "b_subject": subject, "b_tokens": tokens}
+                if conn.execute(_add_tokens_stmt(), params).rowcount == 0 and tokens > 0:
+                    # The call ended in a new minute: open that window with its tokens.
+                    try:
+                        with conn.begin_nested():
+                            conn.execute(insert(rate_windows).values(
+                                subject=subject, window=window, requests=0, tokens=tokens))
+                    except IntegrityError:
+                        conn.execute(_add_tokens_stmt(), params)  # another call opened it
 
     # -- budgets -------------------------------------------------------------------------
     def reserve(self, principal: Principal, amount_usd: float) -> Reservation:
@@ -409,6 +455,7 @@ class Policy:
         if principal.key_id is None or amount_usd <= 0:
             res.settled = True  # nothing to hold
             return res
+        owner = liveness.ensure_registered(self.store)
         with self.store.write() as conn:
             for table_name, ident, label in (
                 ("keys", principal.key_id, f"key {principal.key_id}"),
@@ -424,38 +471,108 @@ class Policy:
                     )
             conn.execute(_insert_reservation_stmt(), {
                 "id": res.id, "key_id": res.key_id, "team": res.team,
-                "amount_usd": amount_usd, "created_at": time.time()})
+                "amount_usd": amount_usd, "created_at": time.time(), "owner": owner})
+        res.store = self.store
+        liveness.holding(self.store, +1)
         return res
 
-    def settle(self, res: Reservation, actual_usd: float, conn: Connection | None = None) -> None:
-        """Turn a reservation into spend (``actual_usd``; 0 releases it). Idempotent."""
+    def settle(self, res: Reservation, actual_usd: float, conn: Connection | None = None
+               ) -> bool:
+        """Turn a reservation into spend (``actual_usd``; 0 releases it). Idempotent.
+        Returns False if a sweep had released it meanwhile (the spend is still charged)."""
         if res.settled:
-            return
+            return True
         if conn is None:
             with self.store.write() as c:
-                self._settle(c, res, actual_usd)
+                held = self._settle(c, res, actual_usd)
         else:
-            self._settle(conn, res, actual_usd)
+            held = self._settle(conn, res, actual_usd)
         res.settled = True
+        if res.store is not None:
+            liveness.holding(res.store, -1)
+        return held
 
-    def _settle(self, conn: Connection, res: Reservation, actual_usd: float) -> None:
+    def _settle(self, conn: Connection, res: Reservation, actual_usd: float) -> bool:
         gone = conn.execute(_delete_reservation_stmt(), {"b_id": res.id})
-        if gone.rowcount != 1:
-            return  # already settled (or swept): never double-count
+        held = gone.rowcount == 1
+        # Swept meanwhile (a replica presumed dead): the hold is gone, the spend is real.
+        amount = res.amount_usd if held else 0.0
+        if not held and actual_usd <= 0:
+            return False  # already settled or swept: never double-count
         for table_name, ident in (("keys", res.key_id), ("teams", res.team)):
             conn.execute(_settle_stmt(table_name), {
-                "b_ident": ident, "b_amount": res.amount_usd, "b_actual": actual_usd})
+                "b_ident": ident, "b_amount": amount, "b_actual": actual_usd})
+        return held
+
+    def sweep(self, *, older_than_s: float = 3600, stale_after_s: float = liveness.STALE_AFTER_S,
+              actor: str = "sweep") -> SweepResult:
+        """Release reservations whose holder has died (killed mid-request): on this host
+        a holder is dead when its pid is gone or reused; on another host when its
+        heartbeat is older than ``stale_after_s``. Reservations without a known holder
+        (written before owners were recorded) are released when older than
+        ``older_than_s``. A live process's reservation is never released, so every
+        replica may sweep at startup. Audited when it releases anything."""
+        now = time.time()
+        me = liveness.current()
+        out = SweepResult()
+        with self.store.write() as conn:
+            if not self.store.is_sqlite:
+                # Sweeps settle many rows in arbitrary order: one sweeper at a time keeps
+                # two replicas starting together from deadlocking on keys/teams rows.
+                conn.execute(text("SELECT pg_advisory_xact_lock(7770003)"))
+            p = processes.c
+            rows = conn.execute(
+                select(reservations, p.id.label("p_id"), p.host, p.host_key, p.pid,
+                       p.pid_start, p.heartbeat_at)
+                .select_from(reservations.outerjoin(processes, reservations.c.owner == p.id))
+            ).fetchall()
+            dead: dict[str, dict[str, Any]] = {}
+            for row in rows:
+                if row.p_id is None:
+                    if row.created_at >= now - older_than_s:
+                        out.kept += 1
+                        continue
+                elif row.p_id in dead or liveness.is_dead(
+                        _ProcRow(row.p_id, row.host_key, row.pid, row.pid_start,
+                                 row.heartbeat_at), now=now, stale_after_s=stale_after_s,
+                        me=me):
+                    dead.setdefault(row.p_id, {"id": row.p_id, "host": row.host,
+                                               "pid": row.pid, "reservations": 0})
+                    dead[row.p_id]["reservations"] += 1
+                else:
+                    out.kept += 1
+                    continue
+                res = Reservation(row.id, row.key_id, row.team, row.amount_usd)
+                if self._settle(conn, res, 0.0):
+                    out.released += 1
+                    out.released_usd += row.amount_usd
+            # Forget registry rows of dead processes that hold nothing any more.
+            for proc in conn.execute(select(processes)).fetchall():
+                if proc.id not in dead and liveness.is_dead(
+                        proc, now=now, stale_after_s=stale_after_s, me=me):
+                    dead[proc.id] = {"id": proc.id, "host": proc.host, "pid": proc.pid,
+                                     "reservations": 0}
+            if dead:
+                conn.execute(delete(processes).where(p.id.in_(list(dead))))
+            out.dead_processes = list(dead.values())
+            if out.released:
+                audit_log.append(self.store, conn, actor=actor, action="reservations.sweep",
+                                 target="reservations", details={
+                                     "released": out.released,
+                                     "released_usd": round(out.released_usd, 9),
+                                     "dead_processes": [d["id"] for d in out.dead_processes
+                                                        if d["reservations"]]})
+        return out
 
     def sweep_reservations(self, older_than_s: float = 3600) -> int:
-        """Release reservations left by a crashed process (e.g. killed mid-request)."""
-        cutoff = time.time() - older_than_s
-        with self.store.write() as conn:
-            stale = conn.execute(select(reservations).where(reservations.c.created_at < cutoff))
-            n = 0
-            for row in stale.fetchall():
-                self._settle(conn, Reservation(row.id, row.key_id, row.team, row.amount_usd), 0.0)
-                n += 1
-        return n
+        """Release reservations left by crashed processes; returns how many (see
+        :meth:`sweep`)."""
+        return self.sweep(older_than_s=older_than_s).released
+
+    def open_reservations(self) -> int:
+        """How many reservations are held right now (by any process)."""
+        with self.store.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(reservations)).scalar_one())
 
     def budget_state(self, key_id: str) -> dict[str, Any]:
         with self.store.read() as conn:

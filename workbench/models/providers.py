@@ -171,16 +171,31 @@ class OpenAICompatibleProvider:
 
         resp = self._with_retries(open_stream)  # retries only before the first byte
         try:
-            for line in resp.iter_lines():
+            kind = resp.headers.get("content-type", "").split(";")[0].strip().lower()
+            if kind != "text/event-stream":
+                raise UpstreamError(f"upstream {self.name} answered a stream request with "
+                                    f"{kind or 'no content type'}, not server-sent events",
+                                    code="upstream_malformed")
+            finished = False  # [DONE] or a finish_reason: a stream that ends without
+            for line in resp.iter_lines():  # either was cut off
                 if not line.startswith("data:"):
                     continue
                 payload = line[5:].strip()
                 if payload == "[DONE]":
+                    finished = True
                     break
                 try:
-                    yield json.loads(payload)
+                    chunk = json.loads(payload)
                 except ValueError:
-                    raise UpstreamError(f"upstream {self.name} sent an invalid stream chunk") from None
+                    raise UpstreamError(f"upstream {self.name} sent an invalid stream chunk",
+                                        code="upstream_malformed") from None
+                choices = chunk.get("choices") if isinstance(chunk, dict) else None
+                if isinstance(choices, list) and any(
+                        isinstance(c, dict) and c.get("finish_reason") for c in choices):
+                    finished = True
+                yield chunk
+            if not finished:
+                raise UpstreamError(f"upstream {self.name} stream ended before it finished")
         except httpx.TimeoutException:
             raise UpstreamTimeout(f"upstream {self.name} stream timed out") from None
         except httpx.TransportError as exc:
