@@ -49,13 +49,16 @@ class Recognizer(Protocol):
 _FOLD_TABLE: dict[str, str] = {
     **dict.fromkeys("\u00b7\u2022\u2024\u2027\u2219\u22c5\u30fb\u3002\uff61\u0701\u0702", "."),
     **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2043\u2212\ufe58\ufe63\uff0d", "-"),
-    **dict.fromkeys("\x0b\x0c\x85\u2028\u2029", "\n"),
+    **dict.fromkeys("\n\x0b\x0c\x85\u2028\u2029", "\n"),
     "\t": " ",
     # Invisible letters (Hangul fillers, braille blank) used to pad text; not Cf, so listed.
     **dict.fromkeys("\u115f\u1160\u3164\uffa0\u2800", ""),
 }
-# Anything that may fold to something else: all of non-printable-ASCII except "\n".
-_SPECIAL = re.compile(r"[^\x20-\x7e\n]+")
+# Anything that may fold to something else: runs of non-printable-ASCII (except "\n"),
+# and JSON escapes as they appear inside tool-call arguments (a string of JSON), where
+# "\u200b" or "\n" between digits reads as the character it stands for.
+_SPECIAL = re.compile(r"[^\x20-\x7e\n]+|\\(?:u[0-9a-fA-F]{4}|[nrt])")
+_ESCAPES = {"\\n": "\n", "\\t": " ", "\\r": ""}
 
 
 @lru_cache(maxsize=8192)
@@ -87,59 +90,75 @@ class Normalised:
     """``text`` as recognizers see it, with a map back to the original positions.
 
     Segment ``i`` starts at normalised ``starts[i]`` and original ``origins[i]``; a
-    ``copied`` segment maps one to one, any other is the folding of the single original
-    character at ``origins[i]``. All empty when nothing changed.
+    ``copied`` segment maps one to one, any other is the folding of the ``widths[i]``
+    original characters at ``origins[i]`` (one character, or one JSON escape). All empty
+    when nothing changed.
     """
 
     text: str
     starts: tuple[int, ...] = ()
     origins: tuple[int, ...] = ()
+    widths: tuple[int, ...] = ()
     copied: tuple[bool, ...] = ()
+
+    def _origin(self, pos: int) -> tuple[int, int]:
+        i = bisect_right(self.starts, pos) - 1
+        if self.copied[i]:
+            at = self.origins[i] + (pos - self.starts[i])
+            return at, at + 1
+        return self.origins[i], self.origins[i] + self.widths[i]
 
     def original_start(self, pos: int) -> int:
         """Original index of the normalised character at ``pos``."""
-        if not self.starts:
-            return pos
-        i = bisect_right(self.starts, pos) - 1
-        return self.origins[i] + (pos - self.starts[i]) if self.copied[i] else self.origins[i]
+        return self._origin(pos)[0] if self.starts else pos
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """The original span covering normalised ``[start, end)`` (end > start)."""
-        return self.original_start(start), self.original_start(end - 1) + 1
+        if not self.starts:
+            return start, end
+        return self._origin(start)[0], self._origin(end - 1)[1]
 
 
 def normalise(text: str) -> Normalised:
-    """Fold the Unicode disguises (NFKC, invisible characters removed, space, line-break,
-    dot and dash look-alikes unified) that would hide PII from the recognizers. Plain
-    printable ASCII (the common case) is returned as is, without copying."""
+    """Fold the disguises that would hide PII from the recognizers: NFKC (full-width
+    forms), invisible characters removed (zero-width, joiners, bidi marks, combining
+    marks), space, line-break, dot and dash look-alikes unified, JSON escapes decoded.
+    Plain printable ASCII (the common case) is returned as is, without copying."""
     if _SPECIAL.search(text) is None:
         return Normalised(text)
     out: list[str] = []
-    segments: list[tuple[int, int, bool]] = []
+    segments: list[tuple[int, int, int, bool]] = []
     n = 0  # normalised length so far
     pos = 0
     for m in _SPECIAL.finditer(text):
         if m.start() > pos:
-            segments.append((n, pos, True))
+            segments.append((n, pos, 0, True))
             out.append(text[pos:m.start()])
             n += m.start() - pos
         run = m.group(0)
-        for k, ch in enumerate(run):
-            if ch == "\r":
-                nxt = run[k + 1] if k + 1 < len(run) else text[m.end():m.end() + 1]
-                rep = "" if nxt == "\n" else "\n"  # \r\n is one line break
-            else:
-                rep = _fold(ch)
+        if run[0] == "\\":  # a JSON escape (the pattern only matches those with "\\")
+            rep = _ESCAPES.get(run)
+            if rep is None:
+                rep = _fold(chr(int(run[2:], 16)))
+            pieces = [(m.start(), len(run), rep)]
+        else:
+            # "\r" folds to nothing, so "\r\n" is one line break (even with invisible
+            # characters between the two); a lone "\r" joins what it separates.
+            pieces = [(m.start() + k, 1, "" if ch == "\r" else _fold(ch))
+                      for k, ch in enumerate(run)]
+        for origin, width, rep in pieces:
             if rep:
-                segments.append((n, m.start() + k, rep == ch and len(rep) == 1))
+                segments.append((n, origin, width, False))
                 out.append(rep)
                 n += len(rep)
         pos = m.end()
     if pos < len(text):
-        segments.append((n, pos, True))
+        segments.append((n, pos, 0, True))
         out.append(text[pos:])
-    starts, origins, copied = zip(*segments, strict=True) if segments else ((), (), ())
-    return Normalised("".join(out), starts, origins, copied)
+    if not segments:
+        return Normalised("")  # nothing visible: no spans to map
+    starts, origins, widths, copied = zip(*segments, strict=True)
+    return Normalised("".join(out), starts, origins, widths, copied)
 
 
 # -- recognizers ---------------------------------------------------------------------------
