@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date, time
 
 import pytest
 from hypothesis import given, settings
@@ -88,10 +89,9 @@ def test_ordinary_numbers_dates_and_versions_are_left_alone(text: str) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.dates(), st.times(), st.sampled_from(["-", ".", "/"]))
-def test_dates_and_times_are_never_masked(d: object, t: object, sep: str) -> None:
-    day = f"{d:%Y}{sep}{d:%m}{sep}{d:%d}"  # type: ignore[str-format]
-    for text in (day, f"{day} {t:%H:%M:%S}", f"{d:%d}{sep}{d:%m}{sep}{d:%Y}",  # type: ignore[str-format]
-                 f"{d:%Y%m%d}"):  # type: ignore[str-format]
+def test_dates_and_times_are_never_masked(d: date, t: time, sep: str) -> None:
+    day = f"{d:%Y}{sep}{d:%m}{sep}{d:%d}"
+    for text in (day, f"{day} {t:%H:%M:%S}", f"{d:%d}{sep}{d:%m}{sep}{d:%Y}", f"{d:%Y%m%d}"):
         assert G.mask(text).text == text
 
 
