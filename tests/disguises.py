@@ -13,6 +13,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from tests.fakes import FakeProvider
+from workbench.config import ModelSpec
+
 
 @dataclass(frozen=True)
 class Canary:
@@ -105,3 +108,52 @@ def survives(canary: Canary, value: Any) -> bool:
     """Whether any string in ``value`` still carries the canary."""
     needle = core(canary.text)
     return any(needle in core(s) for s in strings(value))
+
+
+class EchoProvider(FakeProvider):
+    """Records each body and answers with ``echo`` in every text field of the answer;
+    streams it in fragments of ``size`` characters (tool-call arguments too)."""
+
+    echo = ""
+    size = 3
+
+    def _answer_parts(self) -> tuple[str, str]:
+        return f"you said {self.echo}!", json.dumps({"q": self.echo})
+
+    def chat(self, body: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+        self._maybe_fail(body)
+        content, args = self._answer_parts()
+        return {"id": "x", "object": "chat.completion", "model": spec.name,
+                "x_echo": {"note": self.echo, self.echo: 1},
+                "choices": [{"index": 0, "finish_reason": "tool_calls",
+                             "logprobs": {"content": [{"token": t, "logprob": -0.1}
+                                                      for t in content]},
+                             "message": {"role": "assistant", "content": content,
+                                         "refusal": self.echo,
+                                         "tool_calls": [{"id": "call_1", "type": "function",
+                                                         "function": {"name": "lookup",
+                                                                      "arguments": args}}]}}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+
+    def stream(self, body: dict[str, Any], spec: ModelSpec) -> Iterator[dict[str, Any]]:
+        self._maybe_fail(body)
+        content, args = self._answer_parts()
+        k = self.size
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            return {"id": "x", "object": "chat.completion.chunk", "model": spec.name,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
+                                 "logprobs": {"content": [{"token": self.echo}]}}]}
+
+        yield chunk({"role": "assistant", "content": ""})
+        for i in range(0, len(content), k):
+            yield chunk({"content": content[i:i + k]})
+        for ix in (0, 1):  # two tool calls, each with arguments in fragments
+            yield chunk({"tool_calls": [{"index": ix, "id": f"call_{ix}", "type": "function",
+                                         "function": {"name": "lookup", "arguments": ""}}]})
+            for i in range(0, len(args), k):
+                yield chunk({"tool_calls": [{"index": ix,
+                                             "function": {"arguments": args[i:i + k]}}]})
+        yield chunk({}, "tool_calls")
+        yield {"id": "x", "object": "chat.completion.chunk", "model": spec.name, "choices": [],
+               "usage": {"prompt_tokens": 10, "completion_tokens": 5}}

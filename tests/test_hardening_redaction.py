@@ -12,7 +12,7 @@ unknown field), streamed and not. The canary must survive nowhere; block mode re
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,9 +20,15 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.disguises import CANARIES, Canary, canaries, disguised, strings, survives
-from tests.fakes import FakeProvider
-from workbench.config import ModelSpec
+from tests.disguises import (
+    CANARIES,
+    Canary,
+    EchoProvider,
+    canaries,
+    disguised,
+    strings,
+    survives,
+)
 from workbench.errors import ContentBlocked
 from workbench.models.gateway import Gateway
 from workbench.models.redaction import walk_strings
@@ -33,55 +39,6 @@ MODELS = [{"name": "fake-model", "provider": "fake"},
 CHAT = "/v1/chat/completions"
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-class EchoProvider(FakeProvider):
-    """Records each body and answers with ``echo`` in every text field of the answer;
-    streams it in fragments of ``size`` characters (tool-call arguments too)."""
-
-    echo = ""
-    size = 3
-
-    def _answer_parts(self) -> tuple[str, str]:
-        return f"you said {self.echo}!", json.dumps({"q": self.echo})
-
-    def chat(self, body: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
-        self._maybe_fail(body)
-        content, args = self._answer_parts()
-        return {"id": "x", "object": "chat.completion", "model": spec.name,
-                "x_echo": {"note": self.echo, self.echo: 1},
-                "choices": [{"index": 0, "finish_reason": "tool_calls",
-                             "logprobs": {"content": [{"token": t, "logprob": -0.1}
-                                                      for t in content]},
-                             "message": {"role": "assistant", "content": content,
-                                         "refusal": self.echo,
-                                         "tool_calls": [{"id": "call_1", "type": "function",
-                                                         "function": {"name": "lookup",
-                                                                      "arguments": args}}]}}],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
-
-    def stream(self, body: dict[str, Any], spec: ModelSpec) -> Iterator[dict[str, Any]]:
-        self._maybe_fail(body)
-        content, args = self._answer_parts()
-        k = self.size
-
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-            return {"id": "x", "object": "chat.completion.chunk", "model": spec.name,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
-                                 "logprobs": {"content": [{"token": self.echo}]}}]}
-
-        yield chunk({"role": "assistant", "content": ""})
-        for i in range(0, len(content), k):
-            yield chunk({"content": content[i:i + k]})
-        for ix in (0, 1):  # two tool calls, each with arguments in fragments
-            yield chunk({"tool_calls": [{"index": ix, "id": f"call_{ix}", "type": "function",
-                                         "function": {"name": "lookup", "arguments": ""}}]})
-            for i in range(0, len(args), k):
-                yield chunk({"tool_calls": [{"index": ix,
-                                             "function": {"arguments": args[i:i + k]}}]})
-        yield chunk({}, "tool_calls")
-        yield {"id": "x", "object": "chat.completion.chunk", "model": spec.name, "choices": [],
-               "usage": {"prompt_tokens": 10, "completion_tokens": 5}}
 
 
 def _with(field: str, text: str) -> dict[str, Any]:
