@@ -54,10 +54,11 @@ _FOLD_TABLE: dict[str, str] = {
     # Invisible letters (Hangul fillers, braille blank) used to pad text; not Cf, so listed.
     **dict.fromkeys("\u115f\u1160\u3164\uffa0\u2800", ""),
 }
-# Anything that may fold to something else: runs of non-printable-ASCII (except "\n"),
-# and JSON escapes as they appear inside tool-call arguments (a string of JSON), where
+# What may fold to something else, in ASCII text: control characters, and the backslash of
+# JSON escapes as they appear inside tool-call arguments (a string of JSON), where
 # "\u200b" or "\n" between digits reads as the character it stands for.
-_SPECIAL = re.compile(r"[^\x20-\x7e\n]+|\\(?:u[0-9a-fA-F]{4}|[nrt])")
+_ASCII_SPECIAL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f\\]")
+_JSON_ESCAPE = r"\\(?:u[0-9a-fA-F]{4}|[nrt])"
 _ESCAPES = {"\\n": "\n", "\\t": " ", "\\r": ""}
 
 
@@ -83,6 +84,24 @@ def _fold(ch: str) -> str:
     # NFKC can yield characters that fold further (full-width hyphen-minus, ideographic
     # space); it never yields the input character, so this terminates.
     return "".join(_fold(c) if c != ch else c for c in out)
+
+
+@lru_cache(maxsize=1)
+def _special() -> re.Pattern[str]:
+    """Runs of characters that fold to something else, and JSON escapes. The character
+    class is computed once (~30 ms, on the first non-ASCII text) for the BMP, so runs of
+    ordinary letters in any script are skipped by the regex engine; every astral character
+    (emoji, mathematical digits such as U+1D7D2) is looked at one by one."""
+    fold = _fold.__wrapped__  # not the cached one: 65k entries would flush that cache
+    ranges: list[list[int]] = []
+    for cp in range(0x10000):
+        if fold(chr(cp)) != chr(cp):
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1][1] = cp
+            else:
+                ranges.append([cp, cp])
+    cls = "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
+    return re.compile(f"[{cls}\\U00010000-\\U0010ffff]+|{_JSON_ESCAPE}")
 
 
 @dataclass(frozen=True)
@@ -124,13 +143,13 @@ def normalise(text: str) -> Normalised:
     forms), invisible characters removed (zero-width, joiners, bidi marks, combining
     marks), space, line-break, dot and dash look-alikes unified, JSON escapes decoded.
     Plain printable ASCII (the common case) is returned as is, without copying."""
-    if _SPECIAL.search(text) is None:
+    if text.isascii() and _ASCII_SPECIAL.search(text) is None:
         return Normalised(text)
     out: list[str] = []
     segments: list[tuple[int, int, int, bool]] = []
     n = 0  # normalised length so far
     pos = 0
-    for m in _SPECIAL.finditer(text):
+    for m in _special().finditer(text):
         if m.start() > pos:
             segments.append((n, pos, 0, True))
             out.append(text[pos:m.start()])
@@ -164,13 +183,19 @@ def normalise(text: str) -> Normalised:
 # -- recognizers ---------------------------------------------------------------------------
 @dataclass
 class RegexRecognizer:
-    """A recognizer from a compiled pattern, with an optional validator of each match."""
+    """A recognizer from a compiled pattern, with an optional validator of each match
+    and optional ``hints``."""
 
     name: str
     pattern: re.Pattern[str]
     validate: Callable[[str], bool] | None = None
+    # Substrings every match contains: when none is in the text, the regex is skipped
+    # (a substring search is far cheaper than the regex engine trying every position).
+    hints: tuple[str, ...] = ()
 
     def find(self, text: str) -> list[Finding]:
+        if self.hints and not any(h in text for h in self.hints):
+            return []
         out = []
         for m in self.pattern.finditer(text):
             if self.validate is None or self.validate(m.group(0)):
@@ -180,7 +205,9 @@ class RegexRecognizer:
 
 # Digits in groups separated by one separator each (normalised text: NBSP and friends are
 # spaces, \r\n is \n, dot/dash look-alikes are . and -).
-_DIGIT_RUN = re.compile(r"(?<!\d)\d+(?:[ .\-\n]\d+)*(?!\d)")
+# (The pattern starts with a plain \d and checks what precedes after it: much faster in
+# Python's engine than a leading lookbehind. The lookahead skips runs too short to matter.)
+_DIGIT_RUN = r"\d(?<!\d\d)(?=[\d .\-\n]{%d})\d*(?:[ .\-\n]\d+)*(?!\d)"
 _RUN_SEP = re.compile(r"([ .\-\n])")
 
 # accept(groups, separators between them, separator before, separator after, whole run)
@@ -198,10 +225,14 @@ class DigitGroupRecognizer:
     min_digits: int
     max_digits: int
     accept: WindowTest
+    _runs: re.Pattern[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._runs = re.compile(_DIGIT_RUN % (self.min_digits - 1))
 
     def find(self, text: str) -> list[Finding]:
         out = []
-        for m in _DIGIT_RUN.finditer(text):
+        for m in self._runs.finditer(text):
             parts = _RUN_SEP.split(m.group(0))
             groups, seps = parts[0::2], parts[1::2]
             if sum(map(len, groups)) < self.min_digits:
@@ -299,15 +330,18 @@ SECRET_PATTERNS = [
     r"\bAIza[0-9A-Za-z_-]{35}\b",  # Google API key
     r"\bglpat-[A-Za-z0-9_-]{20,}",  # GitLab
 ]
+SECRET_HINTS = ("-----BEGIN", "eyJ", "sk-", "wb-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_",
+                "ghs_", "ghr_", "xox", "AIza", "glpat-")
 _SEP = r"[ .\-\n]"
 
 
 def default_recognizers() -> list[Recognizer]:
     """The built-in recognizers: secrets, emails, IBANs, cards, IP addresses, phones."""
     return [
-        RegexRecognizer("SECRET", re.compile("|".join(SECRET_PATTERNS))),
+        RegexRecognizer("SECRET", re.compile("|".join(SECRET_PATTERNS)), hints=SECRET_HINTS),
         RegexRecognizer("EMAIL", re.compile(
-            r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")),
+            r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
+            hints=("@",)),
         RegexRecognizer("IBAN", re.compile(
             rf"\b[A-Z]{{2}}\d{{2}}(?:{_SEP}?[A-Z0-9]{{4}}){{2,7}}(?:{_SEP}?[A-Z0-9]{{1,4}})?\b"),
             iban_ok),
@@ -316,9 +350,10 @@ def default_recognizers() -> list[Recognizer]:
             r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{1,4}\b"
             r"|\b(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4})?\b"), ip_ok),
         # International: + then 8-15 digits (E.164), any separators and (area) brackets.
-        RegexRecognizer("PHONE", re.compile(r"(?<![\d+])\+\d(?:[ .\-\n()]{0,2}\d){7,14}(?!\d)")),
-        RegexRecognizer("PHONE", re.compile(r"(?<!\d)\(\d{2,5}\) ?\d{3,4}[ .\-]?\d{3,5}(?!\d)"),
-                        _paren_phone_ok),
+        RegexRecognizer("PHONE", re.compile(r"\+(?<![\d+]\+)\d(?:[ .\-\n()]{0,2}\d){7,14}(?!\d)"),
+                        hints=("+",)),
+        RegexRecognizer("PHONE", re.compile(r"\((?<!\d\()\d{2,5}\) ?\d{3,4}[ .\-]?\d{3,5}(?!\d)"),
+                        _paren_phone_ok, hints=("(",)),
         DigitGroupRecognizer("PHONE", 9, 12, _phone_window),
     ]
 

@@ -76,11 +76,16 @@ def redact_request(guardrails: Guardrails, body: dict[str, Any], mode: str
     counts: dict[str, int] = {}
     if mode == "off":
         return body, counts
+    # Keys and enums repeat (type, string, object, description ...): scan each text once.
+    seen: dict[str, tuple[str, dict[str, int]]] = {}
 
     def fix(text: str) -> str:
-        red = guardrails.apply(text, mode)
-        _add(counts, red.kinds)
-        return red.text
+        if text not in seen:
+            red = guardrails.apply(text, mode)
+            seen[text] = (red.text, red.kinds)
+        out, kinds = seen[text]
+        _add(counts, kinds)
+        return out
 
     return walk_strings(body, fix, _GATEWAY_FIELDS), counts
 
