@@ -73,3 +73,9 @@ def test_import_time_quick() -> None:
     out = run_script("import_time.py")
     assert re.search(r"import workbench adds -?\d+ ms", out), out
     assert "heavy packages imported by `import workbench`: none" in out
+
+
+def test_guardrails_cost_quick() -> None:
+    out = run_script("guardrails_cost.py")
+    assert number_after("ascii prose, no PII", out) > 0
+    assert "ratio now/base per request:" in out

@@ -3,6 +3,7 @@ under the data dir, in any log output, or in any error message."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,68 @@ def test_no_key_or_pii_leaks_into_store_logs_or_errors(make_gateway: Any, tmp_pa
              "logs": caplog.text.encode(), "errors": "\n".join(messages).encode(),
              "result": repr(res).encode()}
     assert len(blobs["data dir"]) > 10_000  # the store really was written
+    for where, blob in blobs.items():
+        for canary in [secret, *PII]:
+            assert canary.encode() not in blob, f"{canary!r} leaked into {where}"
+
+
+def _everywhere(text: str) -> dict[str, Any]:
+    """A chat request carrying ``text`` in tool calls, tool results, tools, names, stop,
+    response_format, user and an unknown field, and nowhere in message content."""
+    call = {"id": "call_1", "type": "function",
+            "function": {"name": "lookup", "arguments": json.dumps({"q": text})}}
+    return {
+        "messages": [{"role": "user", "name": text, "content": "hello"},
+                     {"role": "assistant", "content": None, "tool_calls": [call]},
+                     {"role": "tool", "tool_call_id": "call_1", "content": text}],
+        "tools": [{"type": "function", "function": {
+            "name": "lookup", "description": text,
+            "parameters": {"type": "object", "properties": {
+                "q": {"type": "string", "description": text}}}}}],
+        "stop": [text], "user": text, "metadata": {text: text},
+        "response_format": {"type": "json_schema", "json_schema": {
+            "name": "answer", "schema": {"type": "object", "description": text}}},
+        "max_tokens": 8,
+    }
+
+
+def test_no_pii_leaks_from_tool_calls_tools_names_stop_or_user(
+        make_gateway: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Every field but content, through the Gateway (fresh, cached, streamed) and the HTTP
+    proxy: the provider, the answer (echoed PII in content and tool-call arguments), the
+    data dir (ledger, spans, response cache) and the logs never hold a canary."""
+    from fastapi.testclient import TestClient
+
+    from tests.disguises import EchoProvider
+    from workbench.models.server import create_app
+
+    caplog.set_level(logging.DEBUG)
+    echo = EchoProvider()
+    gw = make_gateway(providers={"fake": echo}, models=[{"name": "fake-model", "provider": "fake"}],
+                      chat_model="fake-model", cache=True)
+    _, secret = gw.policy.create_key(team="canary", cache=True)
+    user = gw.as_key(secret)
+    pii = ", ".join([*PII, secret])
+    echo.echo = pii
+    answers: list[Any] = []
+    for _ in range(2):  # the second is a cache hit
+        answers.append(user.chat(_everywhere(pii)).response)
+    answers.append(list(user.stream(_everywhere(pii))))
+    client = TestClient(create_app(gw), raise_server_exceptions=False)
+    headers = {"Authorization": f"Bearer {secret}"}
+    resp = client.post("/v1/chat/completions", json=_everywhere(pii), headers=headers)
+    assert resp.status_code == 200, resp.text
+    answers.append(resp.text)
+    resp = client.post("/v1/chat/completions", json={**_everywhere(pii), "stream": True},
+                       headers=headers)
+    answers.append(resp.text)
+    assert len(echo.calls) >= 3
+    gw.store.dispose()
+
+    blobs = {"provider": json.dumps(echo.calls, ensure_ascii=False).encode(),
+             "answers": json.dumps(answers, ensure_ascii=False).encode(),
+             "data dir": _all_bytes(tmp_path / ".workbench"), "logs": caplog.text.encode()}
+    assert b"[CARD]" in blobs["provider"] and b"[SECRET]" in blobs["answers"]
     for where, blob in blobs.items():
         for canary in [secret, *PII]:
             assert canary.encode() not in blob, f"{canary!r} leaked into {where}"

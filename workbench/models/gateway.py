@@ -29,9 +29,10 @@ from workbench.errors import BadRequest, ModelNotFound, UpstreamError, Workbench
 from workbench.models import audit as audit_log
 from workbench.models import ledger as ledger_mod
 from workbench.models import metering
-from workbench.models.guardrails import Guardrails, StreamRedactor
+from workbench.models.guardrails import Guardrails
 from workbench.models.policy import Policy, Principal, Reservation
 from workbench.models.providers import OpenAICompatibleProvider, Provider
+from workbench.models.redaction import ChunkRedactor, redact_request, redact_response
 from workbench.models.types import ChatRequest, ChatResult, EmbeddingRequest, EmbeddingResult
 from workbench.observability import tracing
 from workbench.store import Store, response_cache
@@ -104,6 +105,13 @@ class StreamResult:
         close = getattr(self._chunks, "close", None)
         if close:
             close()
+
+
+def _content_of(chunk: dict[str, Any]) -> list[str]:
+    """The content text pieces of a streamed chunk (what the caller was shown)."""
+    return [text for choice in chunk.get("choices") or [] if isinstance(choice, dict)
+            for text in [(choice.get("delta") or {}).get("content")]
+            if isinstance(text, str) and text]
 
 
 class _UnstartedGuard(Iterator[dict[str, Any]]):
@@ -251,35 +259,17 @@ class Gateway:
         spec = self.spec(req.model)
         self.policy.check_model(self.principal, spec.name)
 
-        mode = self._mode()
-        redactions: dict[str, int] = {}
-        messages = []
-        for m in req.messages:
-            data = m.model_dump(exclude_none=True)
-            if isinstance(m.content, str):
-                red = self.guardrails.apply(m.content, mode)
-                data["content"] = red.text
-                for k, v in red.kinds.items():
-                    redactions[k] = redactions.get(k, 0) + v
-            elif isinstance(m.content, list):
-                parts = []
-                for part in m.content:
-                    part = dict(part)
-                    if isinstance(part.get("text"), str):
-                        red = self.guardrails.apply(part["text"], mode)
-                        part["text"] = red.text
-                        for k, v in red.kinds.items():
-                            redactions[k] = redactions.get(k, 0) + v
-                    parts.append(part)
-                data["content"] = parts
-            messages.append(data)
+        # Every string that leaves for the provider is masked, not only message content:
+        # tool calls, tools, name, stop, response_format, user, image URLs, unknown fields.
+        sent, redactions = redact_request(self.guardrails, req.upstream_body(spec.upstream_name),
+                                          self._mode())
+        messages = sent["messages"]
 
         limit = req.token_limit or min(self.settings.default_max_tokens, spec.max_output_tokens)
         if limit > spec.max_output_tokens and spec.provider == "embedded":
             raise BadRequest(f"max_tokens {limit} exceeds {spec.name}'s limit of "
                              f"{spec.max_output_tokens}")
-        body = req.upstream_body(spec.upstream_name)
-        body["messages"] = messages
+        body = sent
         body.pop("max_completion_tokens", None)
         body["max_tokens"] = limit
 
@@ -302,10 +292,7 @@ class Gateway:
     def _mask_output(self, resp: dict[str, Any]) -> None:
         if not self.settings.output_guardrails or self._mode() == "off":
             return
-        for choice in resp.get("choices") or []:
-            msg = choice.get("message") or {}
-            if isinstance(msg.get("content"), str):
-                msg["content"] = self.guardrails.mask(msg["content"]).text
+        redact_response(self.guardrails, resp)  # content, tool-call arguments, every string
 
     def _settle_call(self, conn: Connection, reservation: Reservation, spec: ModelSpec,
                      usage: metering.Usage, *, endpoint: str, trace_id: str
@@ -509,41 +496,31 @@ class Gateway:
         usage: dict[str, Any] = {}
         finish: str | None = None
         done = False
-        redactor = (StreamRedactor(self.guardrails)
+        # Every string field of every delta (content, tool-call arguments, ...) is masked
+        # by its own stream redactor, so a value split across fragments is seen whole.
+        redactor = (ChunkRedactor(self.guardrails)
                     if self.settings.output_guardrails and self._mode() != "off" else None)
         failure: WorkbenchError | None = None
         try:
-            for chunk in self.provider(spec.provider).stream(prep.body, spec):
-                metering.check_chunk(chunk, spec.provider)
-                if chunk.get("usage"):
-                    usage = chunk["usage"]
-                keep = bool(chunk.get("usage")) or not chunk.get("choices")
-                for choice in chunk.get("choices") or []:
-                    delta = choice.get("delta") or {}
-                    piece = delta.get("content")
+            for raw in self.provider(spec.provider).stream(prep.body, spec):
+                metering.check_chunk(raw, spec.provider)
+                if raw.get("usage"):
+                    usage = raw["usage"]
+                for choice in raw.get("choices") or []:
+                    piece = (choice.get("delta") or {}).get("content")
                     if piece:
                         pieces.append(piece)
                     finish = choice.get("finish_reason") or finish
-                    if redactor is not None and (piece or choice.get("finish_reason")):
-                        out = redactor.feed(piece or "")
-                        if choice.get("finish_reason"):
-                            out += redactor.flush()
-                        choice["delta"] = {**delta, "content": out}
-                    text = (choice.get("delta") or {}).get("content")
-                    if text:
-                        shown.append(text)
-                    # Chunks held back entirely by the redactor are not sent empty.
-                    keep = keep or bool(text) or bool(choice.get("finish_reason")) or any(
-                        k != "content" for k in (choice.get("delta") or {}))
-                if keep:
-                    yield chunk
-            if redactor is not None:
-                rest = redactor.flush()
-                if rest:
-                    shown.append(rest)
-                    yield {"id": "chatcmpl-" + prep.trace_id, "object": "chat.completion.chunk",
-                           "model": spec.name, "choices": [{"index": 0, "delta": {"content": rest},
-                                                            "finish_reason": None}]}
+                chunk = redactor.redact(raw) if redactor is not None else raw
+                if chunk is None:
+                    continue  # held back entirely by the redactor: not sent empty
+                shown.extend(_content_of(chunk))
+                yield chunk
+            for chunk in redactor.finish({"id": "chatcmpl-" + prep.trace_id,
+                                          "object": "chat.completion.chunk",
+                                          "model": spec.name}) if redactor else []:
+                shown.extend(_content_of(chunk))
+                yield chunk
             done = True
         except WorkbenchError as err:
             failure = err

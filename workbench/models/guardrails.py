@@ -4,14 +4,23 @@ Recognizers are a seam: anything with ``name`` and ``find(text) -> list[Finding]
 added (e.g. a Presidio analyzer where a spaCy model is installed). The built-ins are
 regexes with validators (Luhn for cards, ISO 13616 mod-97 for IBANs, octet ranges for
 IPv4) so that ordinary numbers are not masked.
+
+Recognizers never see the raw text: :func:`normalise` first folds Unicode disguises
+(NFKC, so full-width ``＠`` or digits become ASCII; zero-width and other invisible
+characters removed; every space-like character a plain space; line breaks ``\\n``; dot
+and dash look-alikes ``.`` and ``-``). Findings are mapped back to the original text, so
+masking replaces exactly the original characters, disguises included.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
 
 from workbench.errors import ContentBlocked
@@ -35,13 +44,158 @@ class Recognizer(Protocol):
     def find(self, text: str) -> list[Finding]: ...
 
 
+# -- normalisation -------------------------------------------------------------------------
+# Characters that NFKC leaves alone but that read as a separator to a human or a model.
+_FOLD_TABLE: dict[str, str] = {
+    **dict.fromkeys("\u00b7\u2022\u2024\u2027\u2219\u22c5\u30fb\u3002\uff61\u0701\u0702", "."),
+    **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2043\u2212\ufe58\ufe63\uff0d", "-"),
+    **dict.fromkeys("\n\x0b\x0c\x85\u2028\u2029", "\n"),
+    "\t": " ",
+    # Invisible letters (Hangul fillers, braille blank) used to pad text; not Cf, so listed.
+    **dict.fromkeys("\u115f\u1160\u3164\uffa0\u2800", ""),
+}
+# What may fold to something else, in ASCII text: control characters, and the backslash of
+# JSON escapes as they appear inside tool-call arguments (a string of JSON), where
+# "\u200b" or "\n" between digits reads as the character it stands for.
+_ASCII_SPECIAL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f\\]")
+_JSON_ESCAPE = r"\\(?:u[0-9a-fA-F]{4}|[nrt])"
+_ESCAPES = {"\\n": "\n", "\\t": " ", "\\r": ""}
+
+
+@lru_cache(maxsize=8192)
+def _fold(ch: str) -> str:
+    """What one character reads as, for matching only (never sent anywhere)."""
+    if ch in _FOLD_TABLE:
+        return _FOLD_TABLE[ch]
+    cat = unicodedata.category(ch)
+    if cat in ("Cf", "Mn", "Me", "Cc", "Cs", "Co", "Cn"):
+        # Zero-width spaces/joiners, bidi marks, soft hyphens, combining marks, variation
+        # selectors, control characters: invisible, so a disguise when inside a value.
+        return ""
+    if cat == "Zs":
+        return " "
+    if cat in ("Zl", "Zp"):
+        return "\n"
+    if cat == "Nd":
+        return str(unicodedata.decimal(ch))  # Arabic-Indic, Devanagari, ... digits
+    out = unicodedata.normalize("NFKC", ch)
+    if out == ch:
+        return ch
+    # NFKC can yield characters that fold further (full-width hyphen-minus, ideographic
+    # space); it never yields the input character, so this terminates.
+    return "".join(_fold(c) if c != ch else c for c in out)
+
+
+@lru_cache(maxsize=1)
+def _special() -> re.Pattern[str]:
+    """Runs of characters that fold to something else, and JSON escapes. The character
+    class is computed once (~30 ms, on the first non-ASCII text) for the BMP, so runs of
+    ordinary letters in any script are skipped by the regex engine; every astral character
+    (emoji, mathematical digits such as U+1D7D2) is looked at one by one."""
+    fold = _fold.__wrapped__  # not the cached one: 65k entries would flush that cache
+    ranges: list[list[int]] = []
+    for cp in range(0x10000):
+        if fold(chr(cp)) != chr(cp):
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1][1] = cp
+            else:
+                ranges.append([cp, cp])
+    cls = "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
+    return re.compile(f"[{cls}\\U00010000-\\U0010ffff]+|{_JSON_ESCAPE}")
+
+
+@dataclass(frozen=True)
+class Normalised:
+    """``text`` as recognizers see it, with a map back to the original positions.
+
+    Segment ``i`` starts at normalised ``starts[i]`` and original ``origins[i]``; a
+    ``copied`` segment maps one to one, any other is the folding of the ``widths[i]``
+    original characters at ``origins[i]`` (one character, or one JSON escape). All empty
+    when nothing changed.
+    """
+
+    text: str
+    starts: tuple[int, ...] = ()
+    origins: tuple[int, ...] = ()
+    widths: tuple[int, ...] = ()
+    copied: tuple[bool, ...] = ()
+
+    def _origin(self, pos: int) -> tuple[int, int]:
+        i = bisect_right(self.starts, pos) - 1
+        if self.copied[i]:
+            at = self.origins[i] + (pos - self.starts[i])
+            return at, at + 1
+        return self.origins[i], self.origins[i] + self.widths[i]
+
+    def original_start(self, pos: int) -> int:
+        """Original index of the normalised character at ``pos``."""
+        return self._origin(pos)[0] if self.starts else pos
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """The original span covering normalised ``[start, end)`` (end > start)."""
+        if not self.starts:
+            return start, end
+        return self._origin(start)[0], self._origin(end - 1)[1]
+
+
+def normalise(text: str) -> Normalised:
+    """Fold the disguises that would hide PII from the recognizers: NFKC (full-width
+    forms), invisible characters removed (zero-width, joiners, bidi marks, combining
+    marks), space, line-break, dot and dash look-alikes unified, JSON escapes decoded.
+    Plain printable ASCII (the common case) is returned as is, without copying."""
+    if text.isascii() and _ASCII_SPECIAL.search(text) is None:
+        return Normalised(text)
+    out: list[str] = []
+    segments: list[tuple[int, int, int, bool]] = []
+    n = 0  # normalised length so far
+    pos = 0
+    for m in _special().finditer(text):
+        if m.start() > pos:
+            segments.append((n, pos, 0, True))
+            out.append(text[pos:m.start()])
+            n += m.start() - pos
+        run = m.group(0)
+        if run[0] == "\\":  # a JSON escape (the pattern only matches those with "\\")
+            rep = _ESCAPES.get(run)
+            if rep is None:
+                rep = _fold(chr(int(run[2:], 16)))
+            pieces = [(m.start(), len(run), rep)]
+        else:
+            # "\r" folds to nothing, so "\r\n" is one line break (even with invisible
+            # characters between the two); a lone "\r" joins what it separates.
+            pieces = [(m.start() + k, 1, "" if ch == "\r" else _fold(ch))
+                      for k, ch in enumerate(run)]
+        for origin, width, rep in pieces:
+            if rep:
+                segments.append((n, origin, width, False))
+                out.append(rep)
+                n += len(rep)
+        pos = m.end()
+    if pos < len(text):
+        segments.append((n, pos, 0, True))
+        out.append(text[pos:])
+    if not segments:
+        return Normalised("")  # nothing visible: no spans to map
+    starts, origins, widths, copied = zip(*segments, strict=True)
+    return Normalised("".join(out), starts, origins, widths, copied)
+
+
+# -- recognizers ---------------------------------------------------------------------------
 @dataclass
 class RegexRecognizer:
+    """A recognizer from a compiled pattern, with an optional validator of each match
+    and optional ``hints``."""
+
     name: str
     pattern: re.Pattern[str]
     validate: Callable[[str], bool] | None = None
+    # Substrings every match contains: when none is in the text, the regex is skipped
+    # (a substring search is far cheaper than the regex engine trying every position).
+    hints: tuple[str, ...] = ()
 
     def find(self, text: str) -> list[Finding]:
+        if self.hints and not any(h in text for h in self.hints):
+            return []
         out = []
         for m in self.pattern.finditer(text):
             if self.validate is None or self.validate(m.group(0)):
@@ -49,7 +203,65 @@ class RegexRecognizer:
         return out
 
 
+# Digits in groups separated by one separator each (normalised text: NBSP and friends are
+# spaces, \r\n is \n, dot/dash look-alikes are . and -).
+# (The pattern starts with a plain \d and checks what precedes after it: much faster in
+# Python's engine than a leading lookbehind. The lookahead skips runs too short to matter.)
+_DIGIT_RUN = r"\d(?<!\d\d)(?=[\d .\-\n]{%d})\d*(?:[ .\-\n]\d+)*(?!\d)"
+_RUN_SEP = re.compile(r"([ .\-\n])")
+
+# accept(groups, separators between them, separator before, separator after, whole run)
+WindowTest = Callable[[list[str], list[str], str | None, str | None, bool], bool]
+
+
+@dataclass
+class DigitGroupRecognizer:
+    """Finds numbers written as digit groups (cards, national phone numbers) inside runs
+    of digits and separators. Every window of whole groups is tried, longest first, so a
+    valid number is found even with more digits written before or after it (a trailing
+    ``5`` must not hide a card)."""
+
+    name: str
+    min_digits: int
+    max_digits: int
+    accept: WindowTest
+    _runs: re.Pattern[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._runs = re.compile(_DIGIT_RUN % (self.min_digits - 1))
+
+    def find(self, text: str) -> list[Finding]:
+        out = []
+        for m in self._runs.finditer(text):
+            parts = _RUN_SEP.split(m.group(0))
+            groups, seps = parts[0::2], parts[1::2]
+            if sum(map(len, groups)) < self.min_digits:
+                continue
+            starts = [m.start()]
+            for g, s in zip(groups, seps, strict=False):
+                starts.append(starts[-1] + len(g) + len(s))
+            i = 0
+            while i < len(groups):
+                best, total = -1, 0
+                for j in range(i, len(groups)):
+                    total += len(groups[j])
+                    if total > self.max_digits:
+                        break
+                    if total >= self.min_digits and self.accept(
+                            groups[i:j + 1], seps[i:j], seps[i - 1] if i else None,
+                            seps[j] if j < len(seps) else None,
+                            i == 0 and j == len(groups) - 1):
+                        best = j
+                if best < 0:
+                    i += 1
+                    continue
+                out.append(Finding(self.name, starts[i], starts[best] + len(groups[best])))
+                i = best + 1
+        return out
+
+
 def luhn_ok(candidate: str) -> bool:
+    """Whether the digits in ``candidate`` (13-19 of them) pass the Luhn check."""
     digits = [int(c) for c in candidate if c.isdigit()]
     if not 13 <= len(digits) <= 19:
         return False
@@ -61,8 +273,31 @@ def luhn_ok(candidate: str) -> bool:
     return total % 10 == 0
 
 
+def _card_window(groups: list[str], seps: list[str], before: str | None,
+                 after: str | None, whole: bool) -> bool:
+    if seps == ["."] or (before == "." and "." not in seps):
+        return False  # a decimal number (3.14159265358979) or its fractional part
+    if not whole and len(groups) > 1 and (any(len(g) < 4 for g in groups[:-1])
+                                          or len(groups[-1]) < 3):
+        return False  # inside a longer run, only card-like grouping (4-4-4-4, 4-6-5)
+    return luhn_ok("".join(groups))
+
+
+def _phone_window(groups: list[str], seps: list[str], before: str | None,
+                  after: str | None, whole: bool) -> bool:
+    # National numbers only (international ones start with + and have their own
+    # pattern): one kind of separator, a trunk 0 or the 3-3-4 North American shape.
+    # Lists of numbers (100 200 300), dates (2024-11-22 10:30) and versions don't qualify.
+    if len(groups) < 2 or len(set(seps)) != 1 or before in (".", "-") or after in (".", "-"):
+        return False
+    if any(not 2 <= len(g) <= 5 for g in groups):
+        return False
+    return groups[0][0] == "0" or [len(g) for g in groups] == [3, 3, 4]
+
+
 def iban_ok(candidate: str) -> bool:
-    s = candidate.replace(" ", "").upper()
+    """Whether ``candidate`` (separators ignored) passes the ISO 13616 mod-97 check."""
+    s = re.sub(r"[^A-Za-z0-9]", "", candidate).upper()
     if not 15 <= len(s) <= 34:
         return False
     rearranged = s[4:] + s[:4]
@@ -71,6 +306,7 @@ def iban_ok(candidate: str) -> bool:
 
 
 def ip_ok(candidate: str) -> bool:
+    """Whether ``candidate`` is a valid IPv4/IPv6 address."""
     try:
         ipaddress.ip_address(candidate)
     except ValueError:
@@ -78,14 +314,14 @@ def ip_ok(candidate: str) -> bool:
     return True
 
 
-def _phone_ok(candidate: str) -> bool:
-    digits = sum(c.isdigit() for c in candidate)
-    return 9 <= digits <= 15
+def _paren_phone_ok(candidate: str) -> bool:
+    return 9 <= sum(c.isdigit() for c in candidate) <= 12
 
 
 SECRET_PATTERNS = [
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
-    r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",  # JWT
+    # JWT, signed or not (alg "none" leaves the signature empty, and it may be cut off).
+    r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*)?",
     r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}",  # OpenAI / Anthropic
     r"\bwb-[A-Za-z0-9_-]{32,}",  # workbench keys
     r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b",  # AWS access key id
@@ -94,26 +330,38 @@ SECRET_PATTERNS = [
     r"\bAIza[0-9A-Za-z_-]{35}\b",  # Google API key
     r"\bglpat-[A-Za-z0-9_-]{20,}",  # GitLab
 ]
+SECRET_HINTS = ("-----BEGIN", "eyJ", "sk-", "wb-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_",
+                "ghs_", "ghr_", "xox", "AIza", "glpat-")
+_SEP = r"[ .\-\n]"
 
 
 def default_recognizers() -> list[Recognizer]:
+    """The built-in recognizers: secrets, emails, IBANs, cards, IP addresses, phones."""
     return [
-        RegexRecognizer("SECRET", re.compile("|".join(SECRET_PATTERNS))),
+        RegexRecognizer("SECRET", re.compile("|".join(SECRET_PATTERNS)), hints=SECRET_HINTS),
         RegexRecognizer("EMAIL", re.compile(
-            r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")),
-        RegexRecognizer("IBAN", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"),
-                        iban_ok),
-        RegexRecognizer("CARD", re.compile(r"\b(?:\d[ -]?){12,18}\d\b"), luhn_ok),
+            r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
+            hints=("@",)),
+        RegexRecognizer("IBAN", re.compile(
+            rf"\b[A-Z]{{2}}\d{{2}}(?:{_SEP}?[A-Z0-9]{{4}}){{2,7}}(?:{_SEP}?[A-Z0-9]{{1,4}})?\b"),
+            iban_ok),
+        DigitGroupRecognizer("CARD", 13, 19, _card_window),
         RegexRecognizer("IP", re.compile(
             r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{1,4}\b"
             r"|\b(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4})?\b"), ip_ok),
-        RegexRecognizer("PHONE", re.compile(
-            r"(?<![\w.])\+?\d{1,3}?[ .-]?\(?\d{2,4}\)?(?:[ .-]?\d{2,4}){2,4}(?!\w|\.\d)"), _phone_ok),
+        # International: + then 8-15 digits (E.164), any separators and (area) brackets.
+        RegexRecognizer("PHONE", re.compile(r"\+(?<![\d+]\+)\d(?:[ .\-\n()]{0,2}\d){7,14}(?!\d)"),
+                        hints=("+",)),
+        RegexRecognizer("PHONE", re.compile(r"\((?<!\d\()\d{2,5}\) ?\d{3,4}[ .\-]?\d{3,5}(?!\d)"),
+                        _paren_phone_ok, hints=("(",)),
+        DigitGroupRecognizer("PHONE", 9, 12, _phone_window),
     ]
 
 
 @dataclass
 class Redaction:
+    """The text to pass on and the findings in the original."""
+
     text: str
     findings: list[Finding] = field(default_factory=list)
 
@@ -132,12 +380,17 @@ class Guardrails:
         self.recognizers: list[Recognizer] = list(recognizers or default_recognizers())
 
     def add(self, recognizer: Recognizer) -> None:
+        """Add a recognizer (after the built-ins)."""
         self.recognizers.append(recognizer)
 
-    def scan(self, text: str) -> list[Finding]:
+    def scan_normalised(self, norm: Normalised) -> list[Finding]:
+        """Findings in already-normalised text, as spans of the original text."""
         found: list[Finding] = []
         for rec in self.recognizers:
-            found.extend(rec.find(text))
+            found.extend(rec.find(norm.text))
+        if norm.starts:
+            found = [Finding(f.kind, *norm.original_span(f.start, f.end)) for f in found
+                     if f.end > f.start]
         # Overlaps: the match that starts first wins, the longer one on a tie.
         found.sort(key=lambda f: (f.start, -(f.end - f.start)))
         kept: list[Finding] = []
@@ -147,7 +400,12 @@ class Guardrails:
             kept.append(f)
         return kept
 
+    def scan(self, text: str) -> list[Finding]:
+        """Findings in ``text`` (matched on its normalised form, spans in ``text``)."""
+        return self.scan_normalised(normalise(text))
+
     def mask(self, text: str) -> Redaction:
+        """``text`` with each finding replaced by ``[KIND]``."""
         findings = self.scan(text)
         if not findings:
             return Redaction(text)
@@ -180,10 +438,12 @@ class Guardrails:
 class StreamRedactor:
     """Masks PII in streamed text without seeing it whole.
 
-    Text is held back until it is at least ``holdback`` characters from the end of what has
-    arrived, and is released only up to a point that no finding spans, so a card number or
-    email split across chunks is still seen (and masked) in one piece. The cost: output lags
-    by ``holdback`` characters, flushed when the stream ends.
+    Text is held back until at least ``holdback`` characters of normalised text follow it
+    (invisible characters do not count, so padding a value with zero-width characters
+    cannot push its head out early), and is released only up to a point that no finding
+    spans, so a card number or email split across chunks is still seen (and masked) in
+    one piece. The cost: output lags by ``holdback`` characters, flushed when the stream
+    ends.
     """
 
     max_buffer = 16_384
@@ -201,11 +461,17 @@ class StreamRedactor:
         return red.text
 
     def feed(self, text: str) -> str:
+        """Add a piece of the stream; return what can be released (masked), maybe ""."""
         self._pending += text
-        cut = len(self._pending) - self.holdback
-        if cut <= 0:
+        if len(self._pending) > self.max_buffer:
+            # A flood of invisible characters: drop them (they carry nothing a reader
+            # sees) rather than release a value they pad.
+            self._pending = "".join(c for c in self._pending if c in "\r\n" or _fold(c))
+        norm = normalise(self._pending)
+        if len(norm.text) <= self.holdback:
             return ""
-        for f in self.guardrails.scan(self._pending):
+        cut = norm.original_start(len(norm.text) - self.holdback)
+        for f in self.guardrails.scan_normalised(norm):
             if f.start < cut < f.end:
                 cut = f.start  # never split a finding
         # A PEM block is longer than any holdback: keep it whole until its END line (capped,
@@ -217,4 +483,5 @@ class StreamRedactor:
         return self._release(cut) if cut > 0 else ""
 
     def flush(self) -> str:
+        """Release (masked) everything still held back."""
         return self._release(len(self._pending))
