@@ -205,12 +205,16 @@ def serve_gateway(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8787,
 ) -> None:
-    """Run the OpenAI-compatible proxy (keys required: Authorization: Bearer <key>)."""
+    """Run the OpenAI-compatible proxy (keys required: Authorization: Bearer <key>).
+    Logs at the `log_level` setting; the access log (INFO) drops query strings."""
     import uvicorn
 
     from workbench.models.server import create_app
+    from workbench.observability.access_log import uvicorn_log_config
 
-    uvicorn.run(create_app(gateway()), host=host, port=port, log_level="warning")
+    gw = gateway()
+    uvicorn.run(create_app(gw), host=host, port=port, log_level=gw.settings.log_level.lower(),
+                log_config=uvicorn_log_config())
 
 
 def register(app: typer.Typer) -> None:

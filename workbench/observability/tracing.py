@@ -161,6 +161,10 @@ class SpanHandle:
         if not self.otel.is_recording():
             return
         message = getattr(exc, "message", None) or type(exc).__name__
+        from workbench.models.guardrails import mask_text
+
+        # Workbench errors are masked when made; others (a jsonschema error) may quote input.
+        message = mask_text(str(message))
         self.otel.set_status(Status(StatusCode.ERROR, _truncate(str(message))))
         self.otel.add_event("exception", {"exception.type": type(exc).__name__,
                                           "exception.message": _truncate(str(message))})
