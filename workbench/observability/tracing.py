@@ -486,9 +486,12 @@ def start_call(gateway: Gateway, operation: str, trace_id: str | None,
     kind = "EMBEDDING" if operation == "embed" else "LLM"
     handle = tracer.start(operation, kind, trace_id=trace_id)
     if handle.recording:
+        from workbench.models.guardrails import mask_text
+
         principal = gateway.principal
         handle.set_attributes({"llm.system": "workbench", "llm.provider": None,
-                               "llm.request.model_name": model,
+                               # caller input until the model is resolved (it may be unknown)
+                               "llm.request.model_name": mask_text(model) if model else None,
                                "workbench.operation": operation,
                                "workbench.team": principal.team,
                                "workbench.key_id": principal.key_id})
