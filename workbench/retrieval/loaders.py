@@ -185,8 +185,12 @@ def load_pdf(data: bytes, path: Path) -> LoadedDoc:
     except Skip:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
-        # pypdf reports damaged files through several exception types.
-        raise Skip(f"PDF failed to parse ({type(exc).__name__}: {str(exc)[:80]})") from None
+        from workbench.models.guardrails import mask_text
+
+        # pypdf reports damaged files through several exception types; their text can
+        # quote the document, and the reason is printed and kept in the report.
+        raise Skip(f"PDF failed to parse ({type(exc).__name__}: "
+                   f"{mask_text(str(exc)[:200])[:80]})") from None
     starts, chunks, pos = [], [], 0
     for text in pages:
         starts.append(pos)
