@@ -228,7 +228,8 @@ def discover(paths: Sequence[str | Path], *, root: str | Path | None = None,
             roots.append(p.resolve())
             walk(p, bound)
         elif p.exists() or p.is_symlink():
-            add(str(raw), p, base or os.path.realpath(os.path.dirname(os.path.abspath(p))))
+            add(str(raw) if base else str(p), p,
+                base or os.path.realpath(os.path.dirname(os.path.abspath(p))))
         else:
             missing.append(str(raw))
             skipped.append(Skipped(str(raw), "path not found"))
