@@ -121,3 +121,54 @@ def test_no_pii_leaks_from_tool_calls_tools_names_stop_or_user(
     for where, blob in blobs.items():
         for canary in [secret, *PII]:
             assert canary.encode() not in blob, f"{canary!r} leaked into {where}"
+
+
+@pytest.mark.embedded
+def test_no_pii_in_feedback_fields_reports_snippets_or_logs(make_gateway: Any, tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture
+                                                            ) -> None:
+    """The stored and shown side: documents with PII ingested (masked at ingest by
+    default; a raw collection kept outside the data dir for the way-out check), feedback
+    with PII in every identifier, an eval report over PII."""
+    import json
+
+    from workbench.evals.records import SampleRecord, Score
+    from workbench.evals.report import write_report
+    from workbench.evals.runs import Run
+    from workbench.observability import feedback
+    from workbench.retrieval import ask, ingest
+
+    caplog.set_level(logging.DEBUG)
+    fake = {"providers": {"fake": FakeProvider(text="see [1]")}, "chat_model": "fake-model",
+            "models": [{"name": "fake-model", "provider": "fake"}]}
+    gw = make_gateway(**fake)
+    outside = make_gateway(**fake, lancedb_uri=str(tmp_path / "raw-lancedb"))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "contacts.md").write_text("# Contacts\n\nReach the keeper: " + ", ".join(PII)
+                                      + ".\n", encoding="utf-8")
+    ingest(gw, [docs], collection="docs", progress=False)
+    ingest(outside, [docs], collection="docs", mask_pii=False, progress=False)
+    shown = []
+    for g in (gw, outside):
+        ans = ask(g, "How do I reach the keeper?", collection="docs", min_similarity=-1.0)
+        assert ans.sources
+        shown.append(json.dumps(ans.to_dict()))
+    for pii in PII:
+        feedback.record(gw.store, trace_id=ans.trace_id, kind="score", name=f"n {pii}",
+                        value=1, source_id=pii, idempotency_id=pii, metadata={pii: pii},
+                        comment=pii)
+    run = Run(id="run_x", dataset=PII[0], dataset_version="1", dataset_fingerprint="f",
+              config={}, samples=[SampleRecord(s, s, answer=s, contexts=[s], reference=s,
+                                               tags=[s]) for s in PII],
+              scores=[Score(s, "m", "judge", "failed", reason=s) for s in PII], name=PII[1])
+    reports = [write_report(run, tmp_path / "reports" / f"r.{ext}").read_bytes()
+               for ext in ("html", "md")]
+    gw.store.dispose()
+
+    blobs = {"data dir": _all_bytes(tmp_path / ".workbench"), "logs": caplog.text.encode(),
+             "answers and sources": "\n".join(shown).encode(), "reports": b"\n".join(reports)}
+    assert len(blobs["data dir"]) > 10_000
+    for where, blob in blobs.items():
+        for canary in PII:
+            assert canary.encode() not in blob, f"{canary!r} leaked into {where}"

@@ -137,6 +137,9 @@ class Settings(BaseModel):
         description="Default PII/secret handling for principals without their own mode.",
     )
     output_guardrails: bool = Field(True, description="Also redact PII/secrets in model output.")
+    mask_sources: bool = Field(
+        True, description="Mask PII/secrets in retrieved text shown to callers (/ask sources, "
+        "`workbench search`/`ask`); false shows the stored text as is.")
     cache: bool = Field(False, description="Exact-match response cache for the local principal.")
     n_threads: int = Field(2, gt=0, description="CPU threads for the embedded runtimes.")
     request_timeout_s: float = Field(60.0, gt=0, description="Upstream HTTP timeout.")

@@ -3,7 +3,10 @@
 One hierarchy for the library, the CLI and both HTTP apps: the CLI prints ``message``
 (no stack trace) and exits non-zero; the HTTP apps turn it into
 ``{"error": {"message", "type", "code"}}`` with ``status``. Messages never contain a
-secret: they are built from ids and names, never from keys or prompt text.
+secret: they are built from ids and names, never from keys or prompt text, and because a
+name can be caller input (an unknown model called ``alice@example.com``), every message is
+masked with the default guardrails when the error is made, before any span, log line, ledger
+row or HTTP body can quote it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ class WorkbenchError(Exception):
     code: str = "bad_request"
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        # Imported here: guardrails imports this module (ContentBlocked).
+        from workbench.models.guardrails import mask_text
+
+        message = mask_text(message)
         super().__init__(message)
         self.message = message
         if code is not None:

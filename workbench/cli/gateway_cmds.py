@@ -240,17 +240,20 @@ def serve_gateway(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8787,
 ) -> None:
-    """Run the OpenAI-compatible proxy (keys required: Authorization: Bearer <key>)."""
+    """Run the OpenAI-compatible proxy (keys required: Authorization: Bearer <key>).
+    Logs at the `log_level` setting; the access log (INFO) drops query strings."""
     import uvicorn
 
     from workbench.models.server import create_app
+    from workbench.observability.access_log import uvicorn_log_config
 
     gw = gateway()
     # Reservations of a gateway that was killed mid-request would hold budget forever.
     swept = gw.policy.sweep(actor="gateway-startup")
     if swept.released:
         console.print(sweep_summary(swept), highlight=False)
-    uvicorn.run(create_app(gw), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(gw), host=host, port=port, log_level=gw.settings.log_level.lower(),
+                log_config=uvicorn_log_config())
 
 
 def register(app: typer.Typer) -> None:

@@ -34,12 +34,24 @@ def ingest(
         help="Commit to the table after this many chunks (also every 5 s).")] = 256,
     progress: Annotated[bool | None, typer.Option(
         help="Progress bar (default: when stderr is a terminal).")] = None,
+    mask_pii: Annotated[bool | None, typer.Option(
+        "--mask-pii/--no-mask-pii",
+        help="Mask PII/secrets before chunks are stored and embedded (default: the "
+             "collection's setting; on for a new collection). Masked text is what is "
+             "searched: a search for an email finds nothing.")] = None,
+    root: Annotated[str | None, typer.Option(
+        help="Only accept paths inside this folder (relative paths start from it; '..' "
+             "that leaves it is refused).")] = None,
+    follow_symlinks: Annotated[bool, typer.Option(
+        help="Ingest files and folders that resolve outside the folder being ingested "
+             "(symlinks); by default they are skipped.")] = False,
     key: Annotated[str | None, typer.Option(help=KEY_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Ingest Markdown, text, HTML, Python, notebooks and PDFs. Incremental: unchanged
-    files are skipped, changed ones replace their chunks. Exit 1 if a path is missing or
-    nothing could be ingested."""
+    files are skipped, changed ones replace their chunks. PII is masked in new collections
+    (--no-mask-pii to keep it); symlinks leading out of a folder are skipped. Exit 1 if a
+    path is missing or nothing could be ingested."""
     from workbench.retrieval.chunking import ChunkingConfig
     from workbench.retrieval.ingest import ingest as run_ingest
 
@@ -58,7 +70,8 @@ def ingest(
     report = run_ingest(gateway(key), paths, collection=collection, chunking=cfg,
                         embed_model=embed_model, prune=prune, batch_size=batch_size,
                         commit_every=commit_every,
-                        progress=False if as_json else progress)
+                        progress=False if as_json else progress, mask_pii=mask_pii,
+                        root=root, follow_symlinks=follow_symlinks)
     if as_json:
         print_json(report.to_dict())
     else:
@@ -87,13 +100,17 @@ def search(
     key: Annotated[str | None, typer.Option(help=KEY_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
 ) -> None:
-    """Search a collection. JSON: a list of {source, text, score, ...}."""
+    """Search a collection. JSON: a list of {source, text, score, ...}. PII/secrets in the
+    text are masked unless the `mask_sources` setting is off."""
     from workbench.retrieval.search import search as run_search
 
     filters = {k_: v for k_, v in (("source", source), ("doc_type", doc_type)) if v}
-    hits = run_search(gateway(key), query, collection=collection, k=k,
+    gw = gateway(key)
+    hits = run_search(gw, query, collection=collection, k=k,
                       mode=mode,  # type: ignore[arg-type]  # validated by search()
                       filters=filters, where=where)
+    if gw.settings.mask_sources:  # what is printed is shown to a person, or piped on
+        hits = [h.masked() for h in hits]
     if as_json:
         print_json([h.to_dict() for h in hits])
         return

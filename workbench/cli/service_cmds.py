@@ -47,6 +47,7 @@ def serve(
     from uvicorn.importer import ImportFromStringError, import_from_string
 
     from workbench.api import connect
+    from workbench.observability.access_log import uvicorn_log_config
     from workbench.retrieval import Collections
     from workbench.service.settings import env_for, load_service_settings
 
@@ -82,8 +83,10 @@ def serve(
     console.print(f"serving collection {svc.collection!r} on {where} ({workers} worker"
                   f"{'s' if workers > 1 else ''}, auth {'on' if svc.auth else 'OFF'}): "
                   f"chat page {where}/ · API docs {where}/docs", highlight=False)
+    # The access log (INFO) drops query strings and masks paths: they are caller input.
     uvicorn.run(app_factory, factory=True, host=host, port=port, workers=workers,
-                timeout_graceful_shutdown=svc.shutdown_grace_s, log_level=log_level)
+                timeout_graceful_shutdown=svc.shutdown_grace_s, log_level=log_level,
+                log_config=uvicorn_log_config())
 
 
 def register(app: typer.Typer) -> None:

@@ -261,15 +261,13 @@ class Gateway:
 
         # Every string that leaves for the provider is masked, not only message content:
         # tool calls, tools, name, stop, response_format, user, image URLs, unknown fields.
-        sent, redactions = redact_request(self.guardrails, req.upstream_body(spec.upstream_name),
+        body, redactions = redact_request(self.guardrails, req.upstream_body(spec.upstream_name),
                                           self._mode())
-        messages = sent["messages"]
 
         limit = req.token_limit or min(self.settings.default_max_tokens, spec.max_output_tokens)
         if limit > spec.max_output_tokens and spec.provider == "embedded":
             raise BadRequest(f"max_tokens {limit} exceeds {spec.name}'s limit of "
                              f"{spec.max_output_tokens}")
-        body = sent
         body.pop("max_completion_tokens", None)
         body["max_tokens"] = limit
 

@@ -14,6 +14,8 @@ masking replaces exactly the original characters, disguises included.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import ipaddress
 import re
 import unicodedata
@@ -485,3 +487,27 @@ class StreamRedactor:
     def flush(self) -> str:
         """Release (masked) everything still held back."""
         return self._release(len(self._pending))
+
+
+@functools.cache
+def default_guardrails() -> Guardrails:
+    """One shared :class:`Guardrails` with the default recognizers, for masking text that is
+    stored, logged or echoed outside the Gateway (errors, feedback, reports, snippets)."""
+    return Guardrails()
+
+
+def mask_text(text: str) -> str:
+    """``text`` with PII and secrets masked by the default guardrails (``[EMAIL]``...)."""
+    return default_guardrails().mask(text).text
+
+
+def pseudonymise(text: str, max_len: int = 64) -> str:
+    """An identifier (a score name, a user id, a metadata key) safe to store: returned as
+    is when it holds no PII; otherwise masked, with a short hash of the original appended
+    so that two different identifiers stay two (``[EMAIL]~3f2a9c1b07de``). The hash is a
+    pseudonym, not encryption: whoever can guess the original can confirm the guess."""
+    red = default_guardrails().mask(text)
+    if not red.findings:
+        return text
+    tag = "~" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return red.text[:max(0, max_len - len(tag))] + tag

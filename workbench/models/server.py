@@ -170,7 +170,11 @@ def document_400_not_422(app: FastAPI) -> None:
 
 def validation_error_message(exc: RequestValidationError) -> str:
     """A readable summary of what was wrong, from field paths and pydantic's messages
-    only (never the offending input, which may be prompt text)."""
+    only (never the offending input, which may be prompt text). Still masked: a field
+    path can be a caller's dict key and some pydantic messages quote the input (a union
+    tag, say)."""
+    from workbench.models.guardrails import mask_text
+
     errors = list(exc.errors())
     for err in errors:
         if err.get("type") == "json_invalid":
@@ -181,7 +185,8 @@ def validation_error_message(exc: RequestValidationError) -> str:
         loc = [str(p) for p in err.get("loc", ()) if p != "body"]
         parts.append(f"{'.'.join(loc) or 'body'}: {err.get('msg', 'invalid')}")
     more = len(errors) - _MAX_LISTED_ERRORS
-    return "invalid request: " + "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+    return mask_text("invalid request: " + "; ".join(parts)
+                     + (f" (and {more} more)" if more > 0 else ""))
 
 
 def _trace_id(request: Request) -> str:
@@ -350,8 +355,8 @@ def create_app(gateway: Gateway) -> FastAPI:
         code = {400: "bad_request", 404: "not_found",
                 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_json(exc.status_code, {"error": {
-            "message": str(exc.detail), "type": "invalid_request_error", "code": code}},
-            exc.headers)
+            "message": WorkbenchError(str(exc.detail)).message,  # masked, as every error
+            "type": "invalid_request_error", "code": code}}, exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -26,13 +26,13 @@ implicit signals are never double counted and never summed with thumbs. Re-sendi
 request with the same ``idempotency_id`` is a no-op that returns the stored row.
 Feedback for a trace the span store has not seen yet is accepted and linked later.
 PII and secrets in feedback text (comments, edited answers, metadata strings) are masked
-with the default guardrails before anything is stored.
+with the default guardrails before anything is stored; identifiers (score name,
+``source_id``, metadata keys) are pseudonymised and idempotency ids are stored as hashes.
 """
 
 from __future__ import annotations
 
 import difflib
-import functools
 import hashlib
 import json
 import time
@@ -296,42 +296,50 @@ def record(store: Store, data: dict[str, Any] | FeedbackIn | None = None,
 def _masked(fb: FeedbackIn) -> FeedbackIn:
     """Feedback text is user input: emails, card numbers, keys pasted into a comment or an
     edited answer are masked (``[EMAIL]``…) before they are stored, exported or turned into
-    golden data, as the gateway masks prompts."""
-    guard = _guardrails()
+    golden data, as the gateway masks prompts. Identifiers (score ``name``, ``source_id``,
+    metadata keys) are pseudonymised instead: masked, plus a short hash when they held PII,
+    so two different ones never merge into one row or key."""
+    from workbench.models.guardrails import mask_text, pseudonymise
 
     def clean(v: Any) -> Any:
         if isinstance(v, str):
-            return guard.mask(v).text
+            return mask_text(v)
         if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
+            return {pseudonymise(str(k), 256): clean(x) for k, x in v.items()}
         if isinstance(v, list):
             return [clean(x) for x in v]
         return v
 
+    def ident(v: str | None, max_len: int) -> str | None:
+        return None if v is None else pseudonymise(v, max_len)
+
     return fb.model_copy(update={"value": clean(fb.value), "comment": clean(fb.comment),
-                                 "metadata": clean(fb.metadata)})
+                                 "metadata": clean(fb.metadata), "name": ident(fb.name, 64),
+                                 "source_id": ident(fb.source_id, 128)})
 
 
-@functools.cache
-def _guardrails() -> Any:
-    from workbench.models.guardrails import Guardrails
-
-    return Guardrails()
+def idempotency_key(idempotency_id: str) -> str:
+    """What is stored for a client's idempotency id: its SHA-256, so a replay still
+    matches while the id itself (which a client may build from a user's email) is never
+    kept."""
+    return "sha256:" + hashlib.sha256(idempotency_id.encode("utf-8", "surrogatepass")
+                                      ).hexdigest()
 
 
 def _write(store: Store, fb: FeedbackIn, norm: _Normalised, dedupe: str,
            request_hash: str) -> Recorded:
     now = time.time()
     ts = fb.timestamp or now
+    idem = idempotency_key(fb.idempotency_id) if fb.idempotency_id else None
     with store.write() as conn:
-        if fb.idempotency_id:
+        if idem:
             seen = conn.execute(select(feedback_requests).where(
-                feedback_requests.c.idempotency_id == fb.idempotency_id)).first()
+                feedback_requests.c.idempotency_id == idem)).first()
             if seen is not None:
                 if seen.request_hash != request_hash:
                     raise FeedbackConflict(
-                        f"idempotency_id {fb.idempotency_id!r} was already used for different "
-                        "feedback; use a new id for a new signal")
+                        "this idempotency_id was already used for different feedback; use "
+                        "a new id for a new signal")
                 row = conn.execute(select(feedback).where(
                     feedback.c.id == seen.feedback_id)).first()
                 assert row is not None
@@ -353,9 +361,9 @@ def _write(store: Store, fb: FeedbackIn, norm: _Normalised, dedupe: str,
                 kind=norm.kind, name=norm.name, source_kind=fb.source_kind,
                 source_id=fb.source_id, occurrences=1, created_at=ts, **values))
             status = "created"
-        if fb.idempotency_id:
+        if idem:
             conn.execute(insert(feedback_requests).values(
-                idempotency_id=fb.idempotency_id, feedback_id=fid,
+                idempotency_id=idem, feedback_id=fid,
                 request_hash=request_hash, created_at=now))
     if linked and norm.kind == "edit":
         _fill_diff(store, fid, norm)

@@ -172,6 +172,10 @@ class SpanHandle:
         if not self.otel.is_recording():
             return
         message = getattr(exc, "message", None) or type(exc).__name__
+        from workbench.models.guardrails import mask_text
+
+        # Workbench errors are masked when made; others (a jsonschema error) may quote input.
+        message = mask_text(str(message))
         self.otel.set_status(Status(StatusCode.ERROR, _truncate(str(message))))
         self.otel.add_event("exception", {"exception.type": type(exc).__name__,
                                           "exception.message": _truncate(str(message))})
@@ -550,10 +554,14 @@ def start_call(gateway: Gateway, operation: str, trace_id: str | None,
     kind = "EMBEDDING" if operation == "embed" else "LLM"
     handle = tracer.start(operation, kind, trace_id=trace_id)
     if handle.recording:
+        from workbench.models.guardrails import mask_text
+
         principal = gateway.principal
         session_id = _SESSION_ID.get()
+        # caller input until the model is resolved (it may be unknown): masked
+        requested = mask_text(model) if model else None
         handle.set_attributes({
-            sc.LLM_REQUEST_MODEL: model, sc.WB_OPERATION: operation,
+            sc.LLM_REQUEST_MODEL: requested, sc.WB_OPERATION: operation,
             sc.WB_TEAM: principal.team, sc.WB_KEY_ID: principal.key_id,
             sc.USER_ID: principal.key_id or "local", sc.SESSION_ID: session_id,
             sc.TAGS: [f"team:{principal.team}", f"operation:{operation}"],
@@ -563,7 +571,7 @@ def start_call(gateway: Gateway, operation: str, trace_id: str | None,
         if gateway.settings.genai_semconv:
             handle.set_attributes({
                 sc.GENAI_OPERATION: "embeddings" if operation == "embed" else "chat",
-                sc.GENAI_REQUEST_MODEL: model, sc.GENAI_CONVERSATION_ID: session_id})
+                sc.GENAI_REQUEST_MODEL: requested, sc.GENAI_CONVERSATION_ID: session_id})
     return GatewayCall(gateway, operation, tracer, handle)
 
 

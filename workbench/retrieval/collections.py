@@ -53,6 +53,9 @@ class CollectionMeta:
     chunking: dict[str, Any]
     version: int = FORMAT_VERSION
     created_at: float = field(default_factory=time.time)
+    # PII/secrets masked before chunks are stored and embedded. Collections made before
+    # this setting existed have no key in their metadata: they stay unmasked.
+    mask_pii: bool = False
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -62,7 +65,8 @@ class CollectionMeta:
         data = json.loads(raw)
         return cls(name=data["name"], embed_model=data["embed_model"], dim=int(data["dim"]),
                    chunking=dict(data["chunking"]), version=int(data["version"]),
-                   created_at=float(data.get("created_at", 0.0)))
+                   created_at=float(data.get("created_at", 0.0)),
+                   mask_pii=bool(data.get("mask_pii", False)))
 
 
 def lancedb_uri(settings: Settings) -> str:
@@ -197,6 +201,7 @@ class Collections:
             "indices": [f"{i.name}:{i.index_type}" for i in table.list_indices()],
             "size_bytes": int(tstats.get("total_bytes") or 0),
             "created_at": meta.created_at, "last_ingested_at": last, "uri": self.uri,
+            "mask_pii": meta.mask_pii,
         }
 
     def __repr__(self) -> str:

@@ -36,7 +36,7 @@ from workbench.retrieval.collections import (
     check_name,
     row_schema,
 )
-from workbench.retrieval.loaders import Skip, doc_type, load_bytes, read_file
+from workbench.retrieval.loaders import Skip, doc_type, load_bytes, mask_doc, read_file
 
 IGNORED_DIRS = frozenset({
     "node_modules", "__pycache__", "site", "build", "dist", "__marimo__", "venv", "env",
@@ -45,6 +45,12 @@ IGNORED_DIRS = frozenset({
 # faster than brute force; at 20k it halves vector-query latency (43 -> 20 ms p50 with
 # the query embedding, 6 s build); at 100k brute force is 6x slower (140 vs 22 ms).
 VECTOR_INDEX_MIN_ROWS = 20_000
+
+
+class MaskingMismatch(BadRequest):
+    """A collection's recorded PII-masking setting differs from the one asked for."""
+
+    code = "masking_mismatch"
 
 
 @dataclass
@@ -71,6 +77,7 @@ class IngestReport:
     indexes_built: list[str] = field(default_factory=list)
     seconds: float = 0.0
     trace_id: str = ""
+    mask_pii: bool = False
 
     @property
     def ok(self) -> bool:
@@ -91,7 +98,8 @@ class IngestReport:
             f"{len(self.skipped)} skipped",
             f"chunks: {self.chunks_written} written, {self.chunks_embedded} embedded, "
             f"{self.cache_hits} from the embedding cache; {self.total_chunks} in the "
-            f"collection ({self.embed_calls} embedding calls, {self.seconds:.1f} s)",
+            f"collection ({self.embed_calls} embedding calls, {self.seconds:.1f} s)"
+            + ("" if self.mask_pii else "; PII masking OFF (chunks stored as written)"),
         ]
         if self.indexes_built:
             lines.append("indexes built: " + ", ".join(self.indexes_built))
@@ -142,20 +150,41 @@ def _sql_list(values: Iterable[str]) -> str:
     return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
 
-def discover(paths: Sequence[str | Path]) -> tuple[list[tuple[str, Path]], list[Skipped],
-                                                    list[str], list[Path]]:
+OUTSIDE_ROOT = ("resolves outside the folder being ingested (a symlink or '..'): left out; "
+                "--follow-symlinks / follow_symlinks=True includes it")
+OUTSIDE_GIVEN_ROOT = "outside the given root (a '..' path or an absolute path elsewhere)"
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def discover(paths: Sequence[str | Path], *, root: str | Path | None = None,
+             follow_symlinks: bool = False
+             ) -> tuple[list[tuple[str, Path]], list[Skipped], list[str], list[Path]]:
     """(source, path) of every file to consider, skipped files, missing paths, dir roots.
 
     Hidden files and folders (``.git``, ``.venv``…) and build output are left out quietly;
-    files of an unsupported type inside a folder are listed as skipped."""
+    files of an unsupported type inside a folder are listed as skipped.
+
+    Containment: a file or folder found inside a folder argument must resolve inside that
+    folder, and a file argument inside the folder it sits in, so a symlink planted in a
+    docs folder cannot pull ``~/.ssh`` or ``/etc`` into a collection that is then served.
+    Such paths are skipped with :data:`OUTSIDE_ROOT` unless ``follow_symlinks``. With
+    ``root``, relative paths are taken from it and every path (``..`` included) must stay
+    inside it; only symlinks may leave it, and only with ``follow_symlinks``."""
     found: list[tuple[str, Path]] = []
     skipped: list[Skipped] = []
     missing: list[str] = []
     roots: list[Path] = []
     seen: set[str] = set()
+    base = os.path.realpath(root) if root is not None else None
 
-    def add(source: str, path: Path) -> None:
+    def add(source: str, path: Path, bound: str) -> None:
         key = os.path.realpath(path)
+        if not follow_symlinks and not _inside(key, bound):
+            skipped.append(Skipped(source, OUTSIDE_ROOT))
+            return
         if key in seen:
             return
         seen.add(key)
@@ -164,19 +193,43 @@ def discover(paths: Sequence[str | Path]) -> tuple[list[tuple[str, Path]], list[
         else:
             found.append((source, path))
 
+    def walk(top: Path, bound: str) -> None:
+        visited = {os.path.realpath(top)}
+        # followlinks: symlinked folders are checked (and refused or followed) like files.
+        for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+            keep = []
+            for d in sorted(dirnames):
+                if d.startswith(".") or d in IGNORED_DIRS:
+                    continue
+                real = os.path.realpath(os.path.join(dirpath, d))
+                if not follow_symlinks and not _inside(real, bound):
+                    skipped.append(Skipped(os.path.join(dirpath, d) + os.sep, OUTSIDE_ROOT))
+                elif real not in visited:  # a symlink loop is walked once
+                    visited.add(real)
+                    keep.append(d)
+            dirnames[:] = keep
+            for name in sorted(filenames):
+                if not name.startswith("."):
+                    f = Path(dirpath) / name
+                    add(str(f), f, bound)
+
     for raw in paths:
         p = Path(raw)
+        if base is not None:
+            p = Path(base) / p  # an absolute p replaces base, and is checked like '..'
+            if not _inside(os.path.abspath(p), base):
+                skipped.append(Skipped(str(raw), OUTSIDE_GIVEN_ROOT))
+                continue
         if p.is_dir():
+            bound = base or os.path.realpath(p)
+            if not follow_symlinks and not _inside(os.path.realpath(p), bound):
+                skipped.append(Skipped(str(raw), OUTSIDE_ROOT))
+                continue
             roots.append(p.resolve())
-            for dirpath, dirnames, filenames in os.walk(p):
-                dirnames[:] = sorted(d for d in dirnames
-                                     if not d.startswith(".") and d not in IGNORED_DIRS)
-                for name in sorted(filenames):
-                    if not name.startswith("."):
-                        f = Path(dirpath) / name
-                        add(str(f), f)
+            walk(p, bound)
         elif p.exists() or p.is_symlink():
-            add(str(p), p)
+            add(str(raw) if base else str(p), p,
+                base or os.path.realpath(os.path.dirname(os.path.abspath(p))))
         else:
             missing.append(str(raw))
             skipped.append(Skipped(str(raw), "path not found"))
@@ -215,9 +268,9 @@ class _Writer:
     """Commits finished documents to the collection table (creating it on first use)."""
 
     def __init__(self, cols: Collections, name: str, meta: CollectionMeta | None,
-                 model: str, chunking: ChunkingConfig):
+                 model: str, chunking: ChunkingConfig, mask_pii: bool):
         self.cols, self.name, self.meta = cols, name, meta
-        self.model, self.chunking = model, chunking
+        self.model, self.chunking, self.mask_pii = model, chunking, mask_pii
         self.table: Any = cols.open(name) if meta else None
         self.created = False
         self.changed = False
@@ -235,7 +288,8 @@ class _Writer:
         if self.meta is None:
             self.meta = CollectionMeta(name=self.name, embed_model=self.model,
                                        dim=len(rows[0]["vector"]),
-                                       chunking=self.chunking.as_dict())
+                                       chunking=self.chunking.as_dict(),
+                                       mask_pii=self.mask_pii)
         data = pa.Table.from_pylist(rows, schema=row_schema(self.meta))
         if self.table is None:
             self.table = self.cols.create(self.meta, data)
@@ -284,13 +338,21 @@ def maintain_indexes(table: Any, *, vector_index_min_rows: int = VECTOR_INDEX_MI
 
 
 def _resolve_setup(gw: Gateway, cols: Collections, collection: str,
-                   chunking: ChunkingConfig | None, embed_model: str | None
-                   ) -> tuple[CollectionMeta | None, str, ChunkingConfig]:
+                   chunking: ChunkingConfig | None, embed_model: str | None,
+                   mask_pii: bool | None = None
+                   ) -> tuple[CollectionMeta | None, str, ChunkingConfig, bool]:
     meta = cols.require_meta(collection) if cols.exists(collection) else None
     if meta is None:
         model = embed_model or gw.settings.default_embed_model
         gw.spec(model, kind="embedding")  # unknown / non-embedding model: fail before work
-        return None, model, chunking or ChunkingConfig()
+        return None, model, chunking or ChunkingConfig(), mask_pii is not False
+    if mask_pii is not None and mask_pii != meta.mask_pii:
+        now, asked = ("on", "off") if meta.mask_pii else ("off", "on")
+        raise MaskingMismatch(
+            f"collection {collection!r} was built with PII masking {now}; asking for it "
+            f"{asked} would mix masked and raw chunks. Leave the flag out to keep the "
+            f"collection's setting, or `workbench collections drop {collection}` and ingest "
+            "again (or use a new collection name)")
     model = check_model(meta, embed_model)
     recorded = ChunkingConfig.model_validate(meta.chunking)
     if chunking is not None and chunking != recorded:
@@ -298,14 +360,16 @@ def _resolve_setup(gw: Gateway, cols: Collections, collection: str,
             f"collection {collection!r} was built with chunking {recorded.as_dict()}; "
             f"got {chunking.as_dict()}. Use another collection name to compare strategies, "
             f"or `workbench collections drop {collection}` and ingest again")
-    return meta, model, recorded
+    return meta, model, recorded, meta.mask_pii
 
 
 def _load(source: str, path: Path, data: bytes, doc_hash: str, doc_id: str, cfg: ChunkingConfig,
-          is_new: bool, now: float) -> _Doc:
+          is_new: bool, now: float, mask: bool = False) -> _Doc:
     import bisect
 
     loaded = load_bytes(data, path)
+    if mask:  # before chunking: a chunk boundary must not split an email out of view
+        loaded = mask_doc(loaded)
     rows = []
     for i, ch in enumerate(chunk_text(loaded.text, cfg)):
         etext = embed_text(loaded.title, ch.heading, ch.text)
@@ -333,7 +397,7 @@ def _no_bar(progress: bool | None, pointless: bool) -> bool | None:
 
 
 def _scan(files: list[tuple[str, Path]], existing: dict[str, tuple[str, str, str]],
-          cfg: ChunkingConfig, report: IngestReport, progress: bool | None
+          cfg: ChunkingConfig, report: IngestReport, progress: bool | None, mask: bool
           ) -> tuple[list[_Doc], list[str], set[str]]:
     """Read, hash, parse and chunk every file. Returns (new or changed documents,
     documents whose file is now empty, ids of every file seen)."""
@@ -354,7 +418,7 @@ def _scan(files: list[tuple[str, Path]], existing: dict[str, tuple[str, str, str
                 report.unchanged += 1
                 continue
             docs.append(_load(source, path, data, doc_hash, doc_id, cfg,
-                              doc_id not in existing, now))
+                              doc_id not in existing, now, mask))
         except Skip as skip:
             reason = skip.reason
             if doc_id in existing and skip.reason in ("empty file", "no text found"):
@@ -402,7 +466,8 @@ def ingest(gw: Gateway, paths: Sequence[str | Path], *, collection: str = DEFAUL
            chunking: ChunkingConfig | None = None, embed_model: str | None = None,
            prune: bool = False, batch_size: int = 32, commit_every: int = 256,
            commit_interval_s: float = 5.0, progress: bool | None = None,
-           vector_index_min_rows: int = VECTOR_INDEX_MIN_ROWS) -> IngestReport:
+           vector_index_min_rows: int = VECTOR_INDEX_MIN_ROWS, mask_pii: bool | None = None,
+           root: str | Path | None = None, follow_symlinks: bool = False) -> IngestReport:
     """Ingest files and folders into ``collection`` (created on first use).
 
     Re-running is idempotent: unchanged files are skipped, changed ones replace their old
@@ -410,17 +475,24 @@ def ingest(gw: Gateway, paths: Sequence[str | Path], *, collection: str = DEFAUL
     are removed. ``chunking``/``embed_model`` default to the collection's recorded ones.
     ``progress``: None shows bars only on a terminal.
 
+    ``mask_pii``: mask PII/secrets (default guardrails) before chunks are stored and
+    embedded. None keeps the collection's recorded setting; a new collection masks. The
+    trade-off: what is stored, embedded and searched is the masked text, so a search for
+    an email address finds nothing. ``root``/``follow_symlinks``: see :func:`discover`
+    (paths that resolve outside the folder being ingested are skipped by default).
+
     Traced as one ``ingest`` CHAIN span: every embedding batch nests under it.
     """
     from workbench.observability import tracing
 
     with tracing.span("ingest", kind="CHAIN", gateway=gw,
-                      attributes={"workbench.collection": collection}) as root:
+                      attributes={"workbench.collection": collection}) as span:
         report = _ingest(gw, paths, collection=collection, chunking=chunking,
                          embed_model=embed_model, prune=prune, batch_size=batch_size,
                          commit_every=commit_every, commit_interval_s=commit_interval_s,
-                         progress=progress, vector_index_min_rows=vector_index_min_rows)
-        root.set_output({"documents": len(report.added) + len(report.updated),
+                         progress=progress, vector_index_min_rows=vector_index_min_rows,
+                         mask_pii=mask_pii, root=root, follow_symlinks=follow_symlinks)
+        span.set_output({"documents": len(report.added) + len(report.updated),
                          "chunks_embedded": report.chunks_embedded,
                          "skipped": len(report.skipped)})
     return report
@@ -430,7 +502,8 @@ def _ingest(gw: Gateway, paths: Sequence[str | Path], *, collection: str = DEFAU
             chunking: ChunkingConfig | None = None, embed_model: str | None = None,
             prune: bool = False, batch_size: int = 32, commit_every: int = 256,
             commit_interval_s: float = 5.0, progress: bool | None = None,
-            vector_index_min_rows: int = VECTOR_INDEX_MIN_ROWS) -> IngestReport:
+            vector_index_min_rows: int = VECTOR_INDEX_MIN_ROWS, mask_pii: bool | None = None,
+            root: str | Path | None = None, follow_symlinks: bool = False) -> IngestReport:
     from tqdm.auto import tqdm
 
     from workbench.observability import tracing
@@ -440,14 +513,16 @@ def _ingest(gw: Gateway, paths: Sequence[str | Path], *, collection: str = DEFAU
     if batch_size < 1 or commit_every < 1:
         raise BadRequest("batch_size and commit_every must be at least 1")
     cols = Collections.for_settings(gw.settings)
-    meta, model, cfg = _resolve_setup(gw, cols, collection, chunking, embed_model)
-    report = IngestReport(collection=collection,
+    meta, model, cfg, mask = _resolve_setup(gw, cols, collection, chunking, embed_model,
+                                            mask_pii)
+    report = IngestReport(collection=collection, mask_pii=mask,
                           trace_id=tracing.current_trace_id() or new_trace_id())
-    files, skipped, report.missing_paths, roots = discover(paths)
+    files, skipped, report.missing_paths, roots = discover(
+        paths, root=root, follow_symlinks=follow_symlinks)
     report.skipped.extend(skipped)
-    writer = _Writer(cols, collection, meta, model, cfg)
+    writer = _Writer(cols, collection, meta, model, cfg, mask)
     existing = _existing_docs(writer.table)
-    docs, emptied, seen = _scan(files, existing, cfg, report, progress)
+    docs, emptied, seen = _scan(files, existing, cfg, report, progress, mask)
 
     cache = EmbeddingCache(gw.store)
     all_hashes = [r["chunk_hash"] for d in docs for r in d.rows]
@@ -496,5 +571,6 @@ def _ingest(gw: Gateway, paths: Sequence[str | Path], *, collection: str = DEFAU
     return report
 
 
-__all__ = ["IGNORED_DIRS", "VECTOR_INDEX_MIN_ROWS", "IngestReport", "Skipped", "discover",
+__all__ = ["IGNORED_DIRS", "OUTSIDE_ROOT", "VECTOR_INDEX_MIN_ROWS", "IngestReport",
+           "MaskingMismatch", "Skipped", "discover",
            "doc_id_for", "embed_text", "embedding_batches", "ingest", "maintain_indexes"]

@@ -185,8 +185,12 @@ def load_pdf(data: bytes, path: Path) -> LoadedDoc:
     except Skip:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
-        # pypdf reports damaged files through several exception types.
-        raise Skip(f"PDF failed to parse ({type(exc).__name__}: {str(exc)[:80]})") from None
+        from workbench.models.guardrails import mask_text
+
+        # pypdf reports damaged files through several exception types; their text can
+        # quote the document, and the reason is printed and kept in the report.
+        raise Skip(f"PDF failed to parse ({type(exc).__name__}: "
+                   f"{mask_text(str(exc)[:200])[:80]})") from None
     starts, chunks, pos = [], [], 0
     for text in pages:
         starts.append(pos)
@@ -212,6 +216,21 @@ def load_bytes(data: bytes, path: Path) -> LoadedDoc:
     return doc
 
 
+def mask_doc(doc: LoadedDoc) -> LoadedDoc:
+    """The document with PII/secrets masked by the default guardrails (title too). Pages are
+    masked one by one, so each page's start offset stays exact however long the masks."""
+    from workbench.models.guardrails import mask_text
+
+    bounds = [*doc.page_starts, len(doc.text)] if doc.page_starts else [0, len(doc.text)]
+    pages = [mask_text(doc.text[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+    starts, pos = [], 0
+    for page in pages:
+        starts.append(pos)
+        pos += len(page)
+    return LoadedDoc("".join(pages), mask_text(doc.title), doc.doc_type,
+                     starts if doc.page_starts else [])
+
+
 def read_file(path: Path) -> bytes:
     try:
         size = path.stat().st_size
@@ -223,4 +242,4 @@ def read_file(path: Path) -> bytes:
 
 
 __all__ = ["SUFFIXES", "LoadedDoc", "Skip", "decode_text", "doc_type", "load_bytes",
-           "read_file"]
+           "mask_doc", "read_file"]

@@ -125,13 +125,16 @@ def build_prompt(question: str, hits: list[Hit], chars_per_source: int = 600
 def ask(gw: Gateway, question: str, *, collection: str = DEFAULT_COLLECTION, k: int = 3,
         mode: Mode = "hybrid", model: str | None = None, max_tokens: int = 128,
         min_similarity: float = MIN_SIMILARITY, filters: Mapping[str, Any] | None = None,
-        chars_per_source: int = 600, reranker: Reranker | None = None) -> Answer:
+        chars_per_source: int = 600, reranker: Reranker | None = None,
+        mask_sources: bool | None = None) -> Answer:
     """Answer ``question`` from ``collection`` with numbered, cited sources.
 
     Traced as a ``rag.ask`` CHAIN span holding a ``rag.retrieve`` RETRIEVER span (the
     documents found, best first) and the Gateway's EMBEDDING and LLM spans; inside an
     active span (e.g. the service's ``service.ask``) the whole tree nests under it.
     Question, answer and document text are masked before they reach a span.
+    ``mask_sources`` (default: the ``mask_sources`` setting, on) masks the sources' snippet,
+    title and heading in the returned answer.
     """
     from workbench.observability import tracing
 
@@ -159,10 +162,11 @@ def ask(gw: Gateway, question: str, *, collection: str = DEFAULT_COLLECTION, k: 
         res = gw.chat(build_prompt(question, relevant, chars_per_source), model=model,
                       max_tokens=max_tokens, temperature=0, trace_id=trace_id)
         cited = {int(n) for n in re.findall(r"\[(\d+)\]", res.text)}
+        show = gw.settings.mask_sources if mask_sources is None else mask_sources
         sources = [Source(n=i, source=h.source, title=h.title, heading=h.heading,
                           score=h.score, similarity=h.similarity, snippet=h.snippet(),
                           cited=i in cited)
-                   for i, h in enumerate(relevant, 1)]
+                   for i, h in enumerate([h.masked() for h in relevant] if show else relevant, 1)]
         answer = cut_repetition(res.text)
         root.set_output(mask(answer).text)
         root.set_attributes({"workbench.grounded": True, "workbench.sources": len(sources)})

@@ -16,7 +16,7 @@ collection can never be searched with vectors from a different model.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Protocol, get_args
 
 from workbench.errors import BadRequest
@@ -63,6 +63,14 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def masked(self) -> Hit:
+        """A copy with PII/secrets in text, title and heading masked (default guardrails):
+        what callers are shown unless the ``mask_sources`` setting is off."""
+        from workbench.models.guardrails import mask_text
+
+        return replace(self, text=mask_text(self.text), title=mask_text(self.title),
+                       heading=mask_text(self.heading), ranks=dict(self.ranks))
 
     def __repr__(self) -> str:
         sim = f" sim={self.similarity:.3f}" if self.similarity is not None else ""

@@ -31,8 +31,11 @@ class BackgroundServer:
         self._sock.bind((host, port))
         self.port = int(self._sock.getsockname()[1])
         self.url = f"http://{host}:{self.port}/"
+        from workbench.observability.access_log import uvicorn_log_config
+
         self._server = uvicorn.Server(uvicorn.Config(app, lifespan=lifespan,
-                                                     log_level=log_level))
+                                                     log_level=log_level,
+                                                     log_config=uvicorn_log_config()))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
                                         name=f"uvicorn-{self.port}", daemon=True)
 
