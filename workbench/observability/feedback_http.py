@@ -35,12 +35,15 @@ def _body_schema() -> dict[str, Any]:
 
 def feedback_router(store: Store | Callable[[], Store], *, prefix: str = "",
                     dependencies: Sequence[Any] | None = None,
-                    max_body_bytes: int = MAX_BODY_BYTES) -> APIRouter:
+                    max_body_bytes: int = MAX_BODY_BYTES,
+                    key_of: Callable[[Request], str | None] | None = None) -> APIRouter:
     """``POST {prefix}/feedback`` (one object or a list of up to 100),
     ``GET {prefix}/feedback`` and ``GET {prefix}/feedback/stats``.
 
     ``store``: the store, or a callable returning it (resolved per request).
     ``dependencies``: e.g. the service's auth dependency.
+    ``key_of``: the caller's key id for a request (after the dependencies ran): feedback
+    rows and idempotency ids are then per key (see :func:`feedback.record`).
     Status codes: 201 created, 200 an update or an idempotent replay, 400 invalid, 409 an
     idempotency id reused for different feedback, 413 body too large.
     """
@@ -69,7 +72,9 @@ def feedback_router(store: Store | Callable[[], Store], *, prefix: str = "",
             return _error(BadRequest(f"send one feedback object or a list of 1-{MAX_BATCH}"))
         try:
             parsed = [feedback.validate(item) for item in items]  # all valid, or none stored
-            done = [await run_in_threadpool(feedback.record, get_store(), fb) for fb in parsed]
+            key_id = key_of(request) if key_of else None
+            done = [await run_in_threadpool(feedback.record, get_store(), fb, key_id=key_id)
+                    for fb in parsed]
         except WorkbenchError as exc:
             return _error(exc)
         out = [{"id": r.id, "status": r.status, "trace_id": r.feedback["trace_id"],
