@@ -35,6 +35,7 @@ from starlette.types import Message as AsgiMessage
 from workbench import __version__
 from workbench.errors import BudgetExceeded, ModelNotFound, WorkbenchError
 from workbench.models.gateway import Gateway, StreamResult, new_trace_id
+from workbench.models.readiness import readiness
 from workbench.models.types import ChatRequest, EmbeddingRequest
 from workbench.observability.trace_context import (
     CallerContext,
@@ -186,6 +187,20 @@ def validation_error_message(exc: RequestValidationError) -> str:
         parts.append(f"{'.'.join(loc) or 'body'}: {err.get('msg', 'invalid')}")
     more = len(errors) - _MAX_LISTED_ERRORS
     return "invalid request: " + "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+class NestedTooDeeply(WorkbenchError):
+    code = "nested_too_deeply"
+
+    def __init__(self) -> None:
+        super().__init__("request body is nested too deeply (thousands of brackets): send a "
+                         "flatter JSON body")
+
+
+def nested_too_deeply(exc: BaseException) -> bool:
+    """A RecursionError from walking the caller's input (JSON parsing wraps it in an
+    HTTPException): hostile nesting, a 400, not a server bug."""
+    return isinstance(exc, RecursionError) or isinstance(exc.__cause__, RecursionError)
 
 
 def _trace_id(request: Request) -> str:
@@ -364,8 +379,14 @@ def create_app(gateway: Gateway) -> FastAPI:
                                            "type": "invalid_request_error",
                                            "code": "bad_request"}})
 
+    @app.exception_handler(RecursionError)
+    async def _too_deep(request: Request, exc: RecursionError) -> Response:
+        return error_response(NestedTooDeeply())
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if nested_too_deeply(exc):
+            return error_response(NestedTooDeeply())
         code = {400: "bad_request", 404: "not_found",
                 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_json(exc.status_code, {"error": {
@@ -385,10 +406,11 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["probes"], summary="Readiness: store and default provider.",
+    @app.get("/readyz", tags=["probes"],
+             summary="Readiness: store (read and a write probe) and default provider.",
              response_model=Readiness, responses={503: {"model": Readiness}})
     async def readyz() -> Response:
-        checks = await run_in_threadpool(gateway.ready)
+        checks = await run_in_threadpool(readiness, gateway)
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
                             status_code=200 if ok else 503)

@@ -21,6 +21,20 @@ from workbench.store import Store
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_BATCH = 100
+MAX_DEPTH = 32  # feedback is flat; deeper JSON is refused before anything walks it
+
+
+def _too_deep(data: Any, limit: int = MAX_DEPTH) -> bool:
+    """Nesting deeper than ``limit`` (iterative: a hostile body cannot exhaust the stack)."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= limit:
+                return True
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict)
+                                                  else item))
+    return False
 
 
 def _error(exc: WorkbenchError) -> JSONResponse:
@@ -67,6 +81,15 @@ def feedback_router(store: Store | Callable[[], Store], *, prefix: str = "",
             data = json.loads(raw or b"null")
         except (ValueError, UnicodeDecodeError):
             return _error(BadRequest("request body is not valid JSON"))
+        except RecursionError:  # thousands of nested brackets: Python's parser gives up
+            data = None
+            deep = True
+        else:
+            deep = _too_deep(data)
+        if deep:
+            return _error(BadRequest(f"request body is nested more than {MAX_DEPTH} levels "
+                                     "deep: send flat feedback objects",
+                                     code="nested_too_deeply"))
         items = data if isinstance(data, list) else [data]
         if not items or len(items) > MAX_BATCH:
             return _error(BadRequest(f"send one feedback object or a list of 1-{MAX_BATCH}"))

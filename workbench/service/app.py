@@ -44,12 +44,14 @@ from workbench.errors import AuthError, BadRequest, WorkbenchError
 from workbench.models.gateway import Gateway, new_trace_id
 from workbench.models.server import (
     BodyLimitMiddleware,
+    NestedTooDeeply,
     Readiness,
     RequestTooLarge,
     TraceIdMiddleware,
     document_400_not_422,
     error_headers,
     error_json,
+    nested_too_deeply,
     request_trace,
     validation_error_message,
 )
@@ -204,7 +206,9 @@ class ServiceState:
     owns_gateway: bool
 
     def readiness(self) -> dict[str, str]:
-        checks = self.gateway.ready()
+        from workbench.models.readiness import readiness
+
+        checks = readiness(self.gateway)  # the store check includes a write probe
         try:
             from workbench.retrieval import Collections
 
@@ -488,8 +492,14 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         return error_response(BadRequest(validation_error_message(exc)), _trace_id(request))
 
+    @app.exception_handler(RecursionError)
+    async def _too_deep(request: Request, exc: RecursionError) -> Response:
+        return error_response(NestedTooDeeply(), _trace_id(request))
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if nested_too_deeply(exc):
+            return error_response(NestedTooDeeply(), _trace_id(request))
         code = {400: "bad_request", 404: "not_found",
                 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _plain_error(exc.status_code, str(exc.detail), code, _trace_id(request),
@@ -555,7 +565,8 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
 
     @app.get("/readyz", tags=["probes"], response_model=Readiness,
              responses={503: {"model": Readiness}},
-             summary="Readiness: store, collection and model provider (no auth).")
+             summary="Readiness: store (with a write probe), collection and model provider "
+                     "(no auth).")
     async def readyz() -> Response:
         checks = await run_in_threadpool(state.readiness)
         ok = all(v == "ok" for v in checks.values())
