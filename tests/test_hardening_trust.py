@@ -88,7 +88,41 @@ def test_proxy_key_b_cannot_join_key_a_trace(proxy: tuple[Gateway, httpx.Client]
                                                 "traceparent": traceparent(fresh, parent)})
     assert resp.headers["x-workbench-trace-id"] == fresh
     flush(gw.store)
-    assert get_trace(gw.store, fresh).spans[0].parent_id == parent
+    # Locally the span is the trace's root (the caller's span is not in this store); the
+    # caller's span id is kept. OTLP export carries it as the real parent.
+    root = get_trace(gw.store, fresh).spans[0]
+    assert root.parent_id is None and root.attributes["workbench.remote_parent_id"] == parent
+
+
+def test_caller_span_is_the_otlp_parent_and_a_local_root(make_gateway: Callable[..., Gateway]
+                                                         ) -> None:
+    from tests.observability.test_obs_otlp import HttpReceiver
+    from workbench.observability import tracing
+
+    receiver = HttpReceiver()
+    try:
+        gw = make_gateway()
+        tracer = tracing.Tracer(gw.store, otlp_endpoint=receiver.url)
+        trace_id, caller = secrets.token_hex(16), secrets.token_hex(8)
+        with tracing.caller_context(int(trace_id, 16), int(caller, 16), as_parent=True), \
+                tracer.span("work"), tracer.span("inner"):
+            pass
+        other = secrets.token_hex(16)
+        with tracing.caller_context(int(other, 16), int(caller, 16), as_parent=False), \
+                tracer.span("linked") as linked:
+            pass
+        assert tracer.flush(20)
+        by_name = {s["name"]: s for s in receiver.spans}
+        assert by_name["work"]["trace_id"] == trace_id
+        assert by_name["work"]["parent_id"] == caller  # W3C: the caller's span is the parent
+        assert by_name["inner"]["parent_id"] == by_name["work"]["span_id"]
+        local = get_trace(gw.store, trace_id)
+        assert [s.name for s in local.roots] == ["work"]
+        assert local.roots[0].attributes["workbench.remote_parent_id"] == caller
+        assert linked.trace_id != other and by_name["linked"]["parent_id"] is None
+        assert by_name["linked"]["attributes"]["workbench.caller_trace_id"] == other
+    finally:
+        receiver.close()
 
 
 # -- audit: keyed chain and anchor -------------------------------------------------------

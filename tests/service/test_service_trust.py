@@ -18,7 +18,7 @@ from tests.conftest import live_server
 from tests.service.service_helpers import QUESTION, Served
 from workbench.models import ledger
 from workbench.observability import feedback
-from workbench.observability.traces import flush, get_trace
+from workbench.observability.traces import flush, get_trace, list_traces
 
 
 class TwoKeys:
@@ -112,7 +112,9 @@ def test_first_key_to_use_a_caller_trace_id_owns_it(two_keys: TwoKeys) -> None:
     flush(k.served.gw.store)
     roots = get_trace(k.served.gw.store, fresh).roots
     assert [r.name for r in roots] == ["service.ask", "service.ask"]  # A's two answers
-    assert parent in {r.parent_id for r in roots} and None not in {r.parent_id for r in roots}
+    assert parent in {r.attributes.get("workbench.remote_parent_id") for r in roots}
+    listed = list_traces(k.served.gw.store, limit=50)
+    assert {r["root"] for r in listed if r["trace_id"] == fresh} == {"service.ask"}
 
 
 def test_idempotency_ids_are_per_key(two_keys: TwoKeys) -> None:

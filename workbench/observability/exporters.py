@@ -41,6 +41,13 @@ def span_row(span: ReadableSpan, service: str | None = None) -> dict[str, Any]:
     ctx = span.get_span_context()
     assert ctx is not None
     attrs = {k: _json_value(v) for k, v in (span.attributes or {}).items()}
+    parent = span.parent
+    if parent is not None and parent.is_remote:
+        # The caller's span (W3C traceparent) lives in another process and never in this
+        # store: locally this span is the root (listings and metrics look for parent_id
+        # NULL); the caller's span id stays as an attribute. OTLP keeps the real parent.
+        attrs["workbench.remote_parent_id"] = f"{parent.span_id:016x}"
+        parent = None
     start = span.start_time or 0
     end = span.end_time or start
     model = attrs.get("llm.model_name") or attrs.get("embedding.model_name")
@@ -48,7 +55,7 @@ def span_row(span: ReadableSpan, service: str | None = None) -> dict[str, Any]:
     return {
         "trace_id": f"{ctx.trace_id:032x}",
         "span_id": f"{ctx.span_id:016x}",
-        "parent_id": f"{span.parent.span_id:016x}" if span.parent else None,
+        "parent_id": f"{parent.span_id:016x}" if parent else None,
         "name": span.name[:256],
         "kind": str(attrs.get(KIND_ATTR) or "UNKNOWN")[:16],
         "start_ns": start,
