@@ -419,7 +419,11 @@ def test_service_question_of_3990_characters_is_400_not_500(
     _, secret = gw.policy.create_key(team="t")
     app = create_service_app(gw, ServiceSettings(warmup=False, max_question_chars=4000))
     client = TestClient(app, raise_server_exceptions=False)
-    question = ("When does the keeper light the lamp at dusk? " * 100)[:3990]
+    # What a user pastes: a question and a log full of numbers (digits are one token each
+    # for this tokenizer, so 3,990 characters are well over 2,048 tokens with the sources).
+    question = ("When does the keeper light the lamp at dusk? Log: "
+                + " ".join(str(4000 + i * 7) for i in range(800)))[:3990]
+    assert len(question) == 3990
     resp = client.post("/ask", json={"question": question}, headers=bearer(secret))
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"]["code"] == "context_length_exceeded"
