@@ -139,6 +139,9 @@ def _data_dir() -> Path:
 
 
 def test_audit_actors_key_file_and_a_clean_verify(any_store: Store) -> None:
+    Policy(any_store).set_team("first", rpm=1, actor="cli")  # one action on a fresh engine
+    anchor = audit.read_anchor(any_store)
+    assert anchor is not None and anchor["rows"] == 2  # audit.keyed + team.set, committed
     _admin(any_store)
     rows = audit.entries(any_store)
     assert [r["actor"] for r in rows[:3]] == [f"cli:{getpass.getuser()}", "key:key_admin1",
@@ -147,7 +150,7 @@ def test_audit_actors_key_file_and_a_clean_verify(any_store: Store) -> None:
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert key_file.read_text().strip() not in json.dumps(rows, default=str)
     check = audit.verify(any_store)
-    assert check.ok and check.keyed_rows == 4 and check.legacy_rows == 0, check
+    assert check.ok and check.keyed_rows == 5 and check.legacy_rows == 0, check
     assert check.anchor == "ok" and "intact" in check.summary()
 
 
@@ -200,7 +203,7 @@ def test_audit_wrong_and_missing_key(any_store: Store, monkeypatch: pytest.Monke
     with pytest.raises(ConfigError, match="no audit key was found"):
         Policy(any_store).create_key(team="t")
     assert not key_file.exists()
-    assert len(audit.entries(any_store)) == 4
+    assert len(audit.entries(any_store)) == 4  # audit.keyed + the three actions
 
 
 def test_audit_legacy_chain_is_sealed_and_reported(any_store: Store) -> None:

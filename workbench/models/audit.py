@@ -52,6 +52,7 @@ ANCHOR_FILE = "audit-anchor.json"
 MARKER = "audit.keyed"  # the row that seals a legacy chain and starts the keyed one
 MIN_KEY_CHARS = 16
 _AFTER_COMMIT = "wb_audit_after_commit"
+_COMMITTING = "wb_audit_committing"
 
 
 # -- actors ------------------------------------------------------------------------------
@@ -282,31 +283,34 @@ def _anchor_quietly(store: Store, data_dir: Path, key: AuditKey, row_id: int, h:
 def _after_commit(conn: Connection, hook: Any) -> None:
     """Run ``hook`` after the connection's transaction commits (never after a rollback).
 
-    SQLAlchemy's ``commit`` event fires before the DBAPI commit, so the hook is queued there
-    and runs when the connection goes back to the pool; a rollback drops it. The anchor
-    therefore never points at a row that was not committed."""
+    SQLAlchemy's ``commit`` event fires before the DBAPI commit, so the hook is moved to
+    "committing" there and runs when the connection goes back to the pool; a rollback
+    drops it. The anchor therefore never points at a row that was rolled back. The
+    commit/rollback listeners go on this connection (an engine-level listener added now
+    would not reach a connection opened before it), the checkin one on the pool, once."""
     from sqlalchemy import event
 
-    engine = conn.engine
-    if not getattr(engine, "_wb_audit_hooks", False):
-        def on_commit(c: Connection) -> None:
-            pending = c.info.pop(_AFTER_COMMIT, None)
-            if pending:
-                c.info["wb_audit_committing"] = pending
+    def on_commit(c: Connection) -> None:
+        pending = c.info.pop(_AFTER_COMMIT, None)
+        if pending:
+            c.info.setdefault(_COMMITTING, []).extend(pending)
 
-        def on_rollback(c: Connection) -> None:
-            c.info.pop(_AFTER_COMMIT, None)
-            c.info.pop("wb_audit_committing", None)
+    def on_rollback(c: Connection) -> None:
+        c.info.pop(_AFTER_COMMIT, None)
+        c.info.pop(_COMMITTING, None)
 
+    pool = conn.engine.pool
+    if not getattr(pool, "_wb_audit_checkin", False):
         def on_checkin(dbapi_conn: Any, record: Any) -> None:
-            for fn in record.info.pop("wb_audit_committing", None) or ():
-                fn()
             record.info.pop(_AFTER_COMMIT, None)
+            for fn in record.info.pop(_COMMITTING, None) or ():
+                fn()
 
-        event.listen(engine, "commit", on_commit)
-        event.listen(engine, "rollback", on_rollback)
-        event.listen(engine.pool, "checkin", on_checkin)
-        engine._wb_audit_hooks = True  # type: ignore[attr-defined]
+        event.listen(pool, "checkin", on_checkin)
+        pool._wb_audit_checkin = True  # type: ignore[attr-defined]
+    if not conn.info.get(_AFTER_COMMIT):
+        event.listen(conn, "commit", on_commit)
+        event.listen(conn, "rollback", on_rollback)
     conn.info.setdefault(_AFTER_COMMIT, []).append(hook)
 
 
