@@ -5,9 +5,10 @@ work: the answer's trace id is the caller's, and the caller's span is the parent
 request's spans. A trace id is not a secret, though (it is in headers, logs and bug
 reports), and feedback and the ledger are keyed by it. So a caller may only join a trace
 that is new or already its own: the first principal to use a caller-chosen trace id claims
-it (table ``trace_claims``), and a trace id the ledger or the span store already knows for
-another principal is never joined. Such a request gets a fresh trace whose root span
-*links* to the caller's context (``workbench.caller_trace_id``) instead.
+it (table ``trace_claims``), and a trace id the ledger already knows for another
+principal (every model call writes a ledger row with its key id) is never joined. Such a
+request gets a fresh trace whose root span *links* to the caller's context
+(``workbench.caller_trace_id``) instead.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def owner_of(key_id: str | None) -> str:
 def claim_trace(store: Store, trace_id: str, key_id: str | None) -> bool:
     """True if ``key_id`` may use ``trace_id`` (it is new, or already this principal's);
     the first caller claims it. One short write transaction."""
-    from workbench.observability.schema import ensure_schema, spans, trace_claims
+    from workbench.observability.schema import ensure_schema, trace_claims
 
     ensure_schema(store)
     me = owner_of(key_id)
@@ -81,12 +82,9 @@ def claim_trace(store: Store, trace_id: str, key_id: str | None) -> bool:
                     ledger.c.key_id.is_distinct_from(key_id)).limit(1)).first()
                 if other is not None:
                     return False
-                mine = conn.execute(select(ledger.c.id).where(
-                    ledger.c.trace_id == trace_id, ledger.c.key_id.is_not_distinct_from(
-                        key_id)).limit(1)).first()
-                if mine is None and conn.execute(select(spans.c.span_id).where(
-                        spans.c.trace_id == trace_id).limit(1)).first() is not None:
-                    return False  # spans of an unknown owner (code outside the gateway)
+                # Spans without ledger rows (code outside the gateway, e.g. the caller's
+                # own process writing to this store) belong to no principal's answer:
+                # they do not block the caller's own trace.
                 conn.execute(trace_claims.insert().values(trace_id=trace_id, owner=me,
                                                           created_at=time.time()))
                 return True
