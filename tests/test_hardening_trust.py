@@ -92,6 +92,16 @@ def test_proxy_key_b_cannot_join_key_a_trace(proxy: tuple[Gateway, httpx.Client]
     # caller's span id is kept. OTLP export carries it as the real parent.
     root = get_trace(gw.store, fresh).spans[0]
     assert root.parent_id is None and root.attributes["workbench.remote_parent_id"] == parent
+    # A caller whose own process writes spans to the same store (no model call, so no
+    # ledger row) still joins its own trace through the proxy.
+    from workbench.observability import tracing
+
+    with tracing.span("app.step", gateway=gw) as app_span:
+        pass
+    flush(gw.store)
+    resp = http.post(CHAT, json=HELLO, headers={
+        **bearer(b), "traceparent": traceparent(app_span.trace_id, app_span.span_id)})
+    assert resp.headers["x-workbench-trace-id"] == app_span.trace_id
 
 
 def test_caller_span_is_the_otlp_parent_and_a_local_root(make_gateway: Callable[..., Gateway]
