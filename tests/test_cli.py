@@ -91,7 +91,8 @@ def test_usage_error_exits_2() -> None:
 def test_audit_verify() -> None:
     wb("keys", "create", "--team", "t")
     out = wb("audit", "--verify")
-    assert out.returncode == 0 and "intact (1 rows)" in out.stdout
+    # The key.create row and the audit.keyed row that sealed the new chain.
+    assert out.returncode == 0 and "intact: 2 rows (2 keyed" in out.stdout
 
 
 def test_doctor_json_reports_each_check() -> None:

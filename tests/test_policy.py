@@ -108,7 +108,10 @@ def test_audit_chain_records_admin_actions_and_detects_tampering(any_store: Stor
     pol.set_team("t", budget_usd=10, actor="alice")
     pol.revoke_key(key_id, actor="bob")
     rows = audit.entries(any_store)
-    assert [r["action"] for r in rows] == ["key.revoke", "team.set", "key.create"]
+    # The first append seals the chain with the key (audit.keyed) before its own row.
+    assert [r["action"] for r in rows] == ["key.revoke", "team.set", "key.create",
+                                           "audit.keyed"]
+    assert rows[0]["actor"].startswith("bob:")  # a bare label gets the OS user
     assert secret not in repr(rows) and hash_key(secret) not in repr(rows)
     assert audit.verify(any_store).ok
     with any_store.write() as conn:

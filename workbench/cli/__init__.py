@@ -32,6 +32,14 @@ evals_cmds.register(app)
 lab_cmds.register(app)
 
 
+def _flush_spans() -> None:
+    """One-shot commands end right after their last span: write what is still queued
+    (bounded) before the process exits. Commands that never traced skip the import."""
+    tracing = sys.modules.get("workbench.observability.tracing")
+    if tracing is not None:
+        tracing.flush_all(3.0)
+
+
 def main() -> None:
     try:
         app()
@@ -42,6 +50,8 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    finally:
+        _flush_spans()
 
 
 __all__ = ["app", "main", "typer"]

@@ -19,6 +19,13 @@ teams_app = typer.Typer(help="Team-wide allowlists, budgets and rate limits.",
                         no_args_is_help=True)
 
 
+def cli_actor() -> str:
+    """Audit rows of CLI admin commands name the OS user (``cli:alice``)."""
+    from workbench.models.audit import cli_actor as actor
+
+    return actor()
+
+
 def chat(
     prompt: Annotated[str, typer.Argument(help="The user message.")],
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model name.")] = None,
@@ -73,7 +80,7 @@ def keys_create(
     pol = Policy(gateway().store)
     key_id, secret = pol.create_key(team=team, name=name, models=models, budget_usd=budget_usd,
                                     rpm=rpm, tpm=tpm, expires_in_days=expires_in_days,
-                                    guardrail_mode=guardrails, cache=cache, actor="cli")
+                                    guardrail_mode=guardrails, cache=cache, actor=cli_actor())
     if as_json:
         print_json({"id": key_id, "key": secret, "team": team})
         return
@@ -106,7 +113,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id (key_…), no
 
     if key_id.startswith("wb-"):
         raise BadRequest("pass the key id (key_…) shown by `workbench keys list`, not the secret")
-    Policy(gateway().store).revoke_key(key_id, actor="cli")
+    Policy(gateway().store).revoke_key(key_id, actor=cli_actor())
     console.print(f"revoked {key_id}")
 
 
@@ -156,7 +163,7 @@ def keys_set(
     if key_id.startswith("wb-"):
         raise BadRequest("pass the key id (key_…) shown by `workbench keys list`, not the secret")
     changed = Policy(gateway().store).update_key(key_id, models=models, budget_usd=budget_usd,
-                                                 rpm=rpm, tpm=tpm, actor="cli")
+                                                 rpm=rpm, tpm=tpm, actor=cli_actor())
     console.print(f"updated {key_id}: " + ", ".join(f"{k}={v}" for k, v in changed.items()))
 
 
@@ -172,7 +179,7 @@ def teams_set(
     from workbench.models.policy import Policy
 
     Policy(gateway().store).set_team(name, models=models, budget_usd=budget_usd, rpm=rpm,
-                                     tpm=tpm, actor="cli")
+                                     tpm=tpm, actor=cli_actor())
     console.print(f"team {name} updated")
 
 
@@ -208,22 +215,26 @@ def usage(
 
 
 def audit(
-    verify: Annotated[bool, typer.Option(help="Check the hash chain; exit 1 if broken.")] = False,
+    verify: Annotated[bool, typer.Option(
+        help="Check the keyed chain and its anchor; exit 1 if broken.")] = False,
     limit: Annotated[int, typer.Option(help="Rows to show.")] = 20,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """The tamper-evident audit log of admin actions."""
+    """The tamper-evident audit log of admin actions (HMAC-chained, anchored in the data dir).
+
+    The key is $WORKBENCH_AUDIT_KEY if set, else DATA_DIR/audit.key (created on first use).
+    """
     from workbench.models import audit as audit_log
 
     store = gateway().store
     if verify:
         check = audit_log.verify(store)
         if as_json:
-            print_json(check.__dict__)
+            print_json(check.to_dict())
         elif check.ok:
-            console.print(f"audit chain intact ({check.rows} rows)")
+            console.print(check.summary(), highlight=False, markup=False)
         else:
-            console.print(f"[red]audit chain broken at row {check.first_bad_id}: {check.reason}[/]")
+            console.print(check.summary(), style="red", highlight=False, markup=False)
         raise typer.Exit(0 if check.ok else 1)
     rows = audit_log.entries(store, limit)
     if as_json:

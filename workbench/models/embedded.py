@@ -101,6 +101,29 @@ def _llama_response_format(fmt: dict[str, Any] | None) -> dict[str, Any] | None:
     raise BadRequest("response_format.type must be text, json_object or json_schema")
 
 
+# Tokens a chat template adds around each message (role markers, separators) and once
+# per prompt (a default system turn, the assistant header): counted on top of the text so
+# that a prompt the check lets through also fits once the template renders it.
+_TEMPLATE_TOKENS_PER_MESSAGE = 8
+_TEMPLATE_TOKENS_PER_PROMPT = 32
+
+
+class ContextTooLong(BadRequest):
+    """The prompt does not fit the embedded model's context window (client input: 400)."""
+
+    code = "context_length_exceeded"
+
+
+def _message_text(messages: list[dict[str, Any]]) -> str:
+    parts = []
+    for m in messages:
+        content = m.get("content") or ""
+        if isinstance(content, list):
+            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        parts.append(f"{m.get('role') or ''}\n{content}")
+    return "\n".join(parts)
+
+
 class OnnxEmbedder:
     """all-MiniLM-L6-v2 (int8 ONNX): mean-pooled, L2-normalised 384-d vectors."""
 
@@ -198,9 +221,28 @@ class EmbeddedProvider:
                 kw[key] = body[key]
         return kw
 
+    def check_context(self, llm: Any, body: dict[str, Any], spec: ModelSpec) -> None:
+        """Refuse a prompt longer than the context window with a 400 before llama.cpp
+        sees it (llama.cpp raises a bare ValueError, which would be a 500). Counted with
+        the model's own tokenizer; chat templates add a small, bounded overhead."""
+        messages = body.get("messages") or []
+        if spec.kind == "completion":
+            text, overhead = _render_completion_prompt(messages), 0
+        else:
+            text = _message_text(messages)
+            overhead = (_TEMPLATE_TOKENS_PER_PROMPT
+                        + _TEMPLATE_TOKENS_PER_MESSAGE * len(messages))
+        n = len(llm.tokenize(text.encode("utf-8", "replace"), add_bos=True)) + overhead
+        if n >= self.n_ctx:
+            raise ContextTooLong(
+                f"the prompt is about {n} tokens but model {spec.name} has a context window "
+                f"of {self.n_ctx} tokens (prompt and answer together): shorten the messages "
+                "(or the question), or use a model with a larger context")
+
     def chat(self, body: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
         llm, lock = self.llm(spec.upstream_name)
         kw = self._llama_kwargs(body)
+        self.check_context(llm, body, spec)
         with lock:
             if spec.kind == "completion":
                 kw.setdefault("stop", ["\nQ:"])
@@ -225,6 +267,7 @@ class EmbeddedProvider:
         kw = self._llama_kwargs(body)
         created = int(time.time())
         cid = "chatcmpl-" + uuid.uuid4().hex
+        self.check_context(llm, body, spec)
         with lock:
             if spec.kind == "completion":
                 kw.setdefault("stop", ["\nQ:"])

@@ -653,6 +653,9 @@ class Gateway:
             close = getattr(p, "close", None)
             if close:
                 close()
+        from workbench.observability.traces import flush
+
+        flush(self.store, 3.0)  # spans of the last calls, before the pool goes (bounded)
         self.store.dispose()
 
     def __repr__(self) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import re
 import struct
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Annotated, Any
@@ -36,12 +35,18 @@ from starlette.types import Message as AsgiMessage
 from workbench import __version__
 from workbench.errors import BudgetExceeded, ModelNotFound, WorkbenchError
 from workbench.models.gateway import Gateway, StreamResult, new_trace_id
+from workbench.models.readiness import readiness
 from workbench.models.types import ChatRequest, EmbeddingRequest
+from workbench.observability.trace_context import (
+    CallerContext,
+    RequestTrace,
+    parse_traceparent,
+)
+from workbench.observability.trace_context import resolve as resolve_trace
 
 log = logging.getLogger("workbench.server")
 
 TRACE_HEADER = "x-workbench-trace-id"
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 _END = object()  # sentinel for next(iterator, default) across the thread boundary
 _MAX_LISTED_ERRORS = 5
 
@@ -189,14 +194,30 @@ def validation_error_message(exc: RequestValidationError) -> str:
                      + (f" (and {more} more)" if more > 0 else ""))
 
 
+class NestedTooDeeply(WorkbenchError):
+    code = "nested_too_deeply"
+
+    def __init__(self) -> None:
+        super().__init__("request body is nested too deeply (thousands of brackets): send a "
+                         "flatter JSON body")
+
+
+def nested_too_deeply(exc: BaseException) -> bool:
+    """A RecursionError from walking the caller's input (JSON parsing wraps it in an
+    HTTPException): hostile nesting, a 400, not a server bug."""
+    return isinstance(exc, RecursionError) or isinstance(exc.__cause__, RecursionError)
+
+
 def _trace_id(request: Request) -> str:
     return str(getattr(request.state, "trace_id", "") or new_trace_id())
 
 
 # -- ASGI middleware -------------------------------------------------------------------
 class TraceIdMiddleware:
-    """Gives each request a trace id (the caller's W3C ``traceparent`` trace id when it
-    sends one, so the proxy joins the caller's trace) and returns it in a header."""
+    """Gives each request a fresh trace id and returns it in a header. A caller's W3C
+    ``traceparent`` is kept aside (``request.state.caller_trace``): the handler joins the
+    caller's trace only once it knows the key and that the trace is that key's own
+    (:func:`request_trace`), so the header is written from the state at response time."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -205,20 +226,33 @@ class TraceIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        trace_id = new_trace_id()
+        state = scope.setdefault("state", {})
+        state["trace_id"] = new_trace_id()
+        state["caller_trace"] = None
         for name, value in scope.get("headers", ()):
             if name == b"traceparent":
-                m = _TRACEPARENT.match(value.decode("latin-1").strip().lower())
-                if m and m.group(1) != "0" * 32:
-                    trace_id = m.group(1)
-        scope.setdefault("state", {})["trace_id"] = trace_id
+                state["caller_trace"] = parse_traceparent(value)
 
         async def send_with_trace(message: AsgiMessage) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message).append(TRACE_HEADER, trace_id)
+                MutableHeaders(scope=message).append(TRACE_HEADER, str(state["trace_id"]))
             await send(message)
 
         await self.app(scope, receive, send_with_trace)
+
+
+async def request_trace(request: Request, gw: Gateway) -> RequestTrace:
+    """The trace this request's work runs under: the caller's (its span the parent) when
+    the caller sent a ``traceparent`` for a trace that is new or its own key's, else the
+    request's fresh id (the caller's context then only a link). Updates the response's
+    trace-id header. Call after authentication: the decision depends on the key."""
+    caller: CallerContext | None = getattr(request.state, "caller_trace", None)
+    if caller is None:
+        return RequestTrace(_trace_id(request))
+    trace = await run_in_threadpool(resolve_trace, gw.store, gw.principal.key_id, caller,
+                                    _trace_id(request))
+    request.state.trace_id = trace.trace_id
+    return trace
 
 
 class BodyLimitMiddleware:
@@ -350,8 +384,14 @@ def create_app(gateway: Gateway) -> FastAPI:
                                            "type": "invalid_request_error",
                                            "code": "bad_request"}})
 
+    @app.exception_handler(RecursionError)
+    async def _too_deep(request: Request, exc: RecursionError) -> Response:
+        return error_response(NestedTooDeeply())
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if nested_too_deeply(exc):
+            return error_response(NestedTooDeeply())
         code = {400: "bad_request", 404: "not_found",
                 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_json(exc.status_code, {"error": {
@@ -371,10 +411,11 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["probes"], summary="Readiness: store and default provider.",
+    @app.get("/readyz", tags=["probes"],
+             summary="Readiness: store (read and a write probe) and default provider.",
              response_model=Readiness, responses={503: {"model": Readiness}})
     async def readyz() -> Response:
-        checks = await run_in_threadpool(gateway.ready)
+        checks = await run_in_threadpool(readiness, gateway)
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
                             status_code=200 if ok else 503)
@@ -399,11 +440,11 @@ def create_app(gateway: Gateway) -> FastAPI:
                   "text/event-stream": {"schema": {"type": "string"}}},
                   "description": "A chat.completion, or SSE chunks when stream=true."}})
     async def chat_completions(body: ChatRequest, request: Request, gw: Authed) -> Response:
-        trace_id = _trace_id(request)
+        trace = await request_trace(request, gw)
         if not body.stream:
-            result = await run_in_threadpool(gw.chat, body, trace_id=trace_id)
+            result = await run_in_threadpool(trace.bind(gw.chat), body, trace_id=trace.trace_id)
             return JSONResponse(result.response)
-        stream = await run_in_threadpool(gw.stream, body, trace_id=trace_id)
+        stream = await run_in_threadpool(trace.bind(gw.stream), body, trace_id=trace.trace_id)
         try:
             # Pull the first chunk before answering 200: an upstream that fails at once
             # becomes a proper 502/504, not an error event inside a 200 stream.
@@ -417,8 +458,9 @@ def create_app(gateway: Gateway) -> FastAPI:
     @app.post("/v1/embeddings", tags=["openai"], summary="Governed embeddings.",
               response_model=EmbeddingList, responses=_ERRORS)
     async def embeddings(body: EmbeddingRequest, request: Request, gw: Authed) -> Response:
-        result = await run_in_threadpool(gw.embed, body.input, model=body.model,
-                                         trace_id=_trace_id(request))
+        trace = await request_trace(request, gw)
+        result = await run_in_threadpool(trace.bind(gw.embed), body.input, model=body.model,
+                                         trace_id=trace.trace_id)
         response = result.response
         if body.encoding_format == "base64":
             response = {**response, "data": [

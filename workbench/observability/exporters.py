@@ -41,6 +41,13 @@ def span_row(span: ReadableSpan, service: str | None = None) -> dict[str, Any]:
     ctx = span.get_span_context()
     assert ctx is not None
     attrs = {k: _json_value(v) for k, v in (span.attributes or {}).items()}
+    parent = span.parent
+    if parent is not None and parent.is_remote:
+        # The caller's span (W3C traceparent) lives in another process and never in this
+        # store: locally this span is the root (listings and metrics look for parent_id
+        # NULL); the caller's span id stays as an attribute. OTLP keeps the real parent.
+        attrs["workbench.remote_parent_id"] = f"{parent.span_id:016x}"
+        parent = None
     start = span.start_time or 0
     end = span.end_time or start
     model = attrs.get("llm.model_name") or attrs.get("embedding.model_name")
@@ -48,7 +55,7 @@ def span_row(span: ReadableSpan, service: str | None = None) -> dict[str, Any]:
     return {
         "trace_id": f"{ctx.trace_id:032x}",
         "span_id": f"{ctx.span_id:016x}",
-        "parent_id": f"{span.parent.span_id:016x}" if span.parent else None,
+        "parent_id": f"{parent.span_id:016x}" if parent else None,
         "name": span.name[:256],
         "kind": str(attrs.get(KIND_ATTR) or "UNKNOWN")[:16],
         "start_ns": start,
@@ -75,7 +82,14 @@ class StoreSpanExporter(SpanExporter):
         from workbench.observability.schema import ensure_schema
 
         self._store = weakref.ref(ensure_schema(store))
+        self._held: Store | None = None
         self._service = service
+
+    def hold(self, busy: bool) -> None:
+        """While spans wait in the queue the store is held strongly: a Gateway dropped
+        (or a one-shot command returning) right after a call must not take the store,
+        and with it the queued spans' destination, away before they are written."""
+        self._held = self._store() if busy else None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         store = self._store()
@@ -190,7 +204,22 @@ class BoundedSpanProcessor(SpanProcessor):
         self._worker: threading.Thread | None = None
         self._in_flight = 0
         self._closed = False
+        self._busy = False
         self.counts = {"exported": 0, "failed": 0, "dropped": 0, "inline": 0}
+
+    def _set_busy(self, busy: bool) -> None:  # called with the lock held
+        """Queued spans keep this processor (and what its exporter writes to) reachable
+        from :data:`_BUSY` until they are exported, so the exit hook can flush them even
+        when the tracer that owned them has been garbage-collected."""
+        self._busy = busy
+        hold = getattr(self.exporter, "hold", None)
+        if hold is not None:
+            hold(busy)
+        with _BUSY_LOCK:
+            if busy:
+                _BUSY.add(self)
+            else:
+                _BUSY.discard(self)
 
     # -- SpanProcessor -------------------------------------------------------------------
     def on_start(self, span: Any, parent_context: Any = None) -> None:
@@ -203,6 +232,8 @@ class BoundedSpanProcessor(SpanProcessor):
                 return
             if len(self._queue) < self.max_queue:
                 self._queue.append(span)
+                if not self._busy:
+                    self._set_busy(True)
                 if self._worker is None:
                     self._start_worker()
                 elif len(self._queue) >= self.batch_size:
@@ -235,6 +266,8 @@ class BoundedSpanProcessor(SpanProcessor):
             self._closed = True
             self.counts["dropped"] += len(self._queue)
             self._queue.clear()
+            if self._busy:
+                self._set_busy(False)
         self._wake.set()
         self.exporter.shutdown()
 
@@ -265,6 +298,8 @@ class BoundedSpanProcessor(SpanProcessor):
                 self._in_flight -= len(batch)
                 if self._queue:
                     self._wake.set()
+                elif not self._in_flight and self._busy:
+                    self._set_busy(False)
                 self._idle.notify_all()
             idle_since = time.monotonic()
 
@@ -280,3 +315,21 @@ class BoundedSpanProcessor(SpanProcessor):
     def stats(self) -> dict[str, int]:
         with self._lock:
             return {**self.counts, "queued": len(self._queue) + self._in_flight}
+
+
+_BUSY: set[BoundedSpanProcessor] = set()
+_BUSY_LOCK = threading.Lock()
+
+
+def flush_pending(timeout_s: float = 3.0) -> bool:
+    """Export every span still queued in this process, local store first (fast), remote
+    collectors after, all within ``timeout_s`` in total. Runs at interpreter exit (and
+    after every CLI command), so one-shot commands and dropped Gateways lose nothing."""
+    deadline = time.monotonic() + timeout_s
+    with _BUSY_LOCK:
+        pending = sorted(_BUSY, key=lambda p: p.overflow != "inline")
+    ok = True
+    for proc in pending:
+        left = max(deadline - time.monotonic(), 0.0)
+        ok = proc.force_flush(int(left * 1000)) and ok
+    return ok

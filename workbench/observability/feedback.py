@@ -260,11 +260,14 @@ def validate(data: dict[str, Any] | FeedbackIn) -> FeedbackIn:
     return fb
 
 
-def record(store: Store, data: dict[str, Any] | FeedbackIn | None = None,
-           **fields: Any) -> Recorded:
+def record(store: Store, data: dict[str, Any] | FeedbackIn | None = None, *,
+           key_id: str | None = None, **fields: Any) -> Recorded:
     """Validate and store one feedback signal (see the module docs for kinds)::
 
         feedback.record(store, trace_id=res.trace_id, kind="thumbs", value=True)
+
+    ``key_id``: the workbench key that sent it (HTTP): signals of different keys never
+    update each other's rows, and idempotency ids are per key.
     """
     ensure_schema(store)
     if isinstance(data, FeedbackIn):
@@ -279,9 +282,15 @@ def record(store: Store, data: dict[str, Any] | FeedbackIn | None = None,
         default=str).encode()).hexdigest()
     fb = _masked(fb)
     norm = _normalise(fb)
-    dedupe = hashlib.sha256("\x1f".join((
-        norm.trace_id, norm.span_id or "", norm.kind, norm.name, fb.source_kind,
-        fb.source_id or "")).encode()).hexdigest()
+    parts = [norm.trace_id, norm.span_id or "", norm.kind, norm.name, fb.source_kind,
+             fb.source_id or ""]
+    if key_id is not None:
+        # Per key: another key's thumbs on the same trace is another row, never an update.
+        parts.append(f"key:{key_id}")
+        if fb.idempotency_id:
+            fb = fb.model_copy(update={"idempotency_id": "k" + hashlib.sha256(
+                f"{key_id}\x1f{fb.idempotency_id}".encode()).hexdigest()})
+    dedupe = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
     for attempt in range(3):
         try:
             return _write(store, fb, norm, dedupe, request_hash)

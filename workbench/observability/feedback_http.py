@@ -21,6 +21,20 @@ from workbench.store import Store
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_BATCH = 100
+MAX_DEPTH = 32  # feedback is flat; deeper JSON is refused before anything walks it
+
+
+def _too_deep(data: Any, limit: int = MAX_DEPTH) -> bool:
+    """Nesting deeper than ``limit`` (iterative: a hostile body cannot exhaust the stack)."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= limit:
+                return True
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict)
+                                                  else item))
+    return False
 
 
 def _error(exc: WorkbenchError) -> JSONResponse:
@@ -35,12 +49,15 @@ def _body_schema() -> dict[str, Any]:
 
 def feedback_router(store: Store | Callable[[], Store], *, prefix: str = "",
                     dependencies: Sequence[Any] | None = None,
-                    max_body_bytes: int = MAX_BODY_BYTES) -> APIRouter:
+                    max_body_bytes: int = MAX_BODY_BYTES,
+                    key_of: Callable[[Request], str | None] | None = None) -> APIRouter:
     """``POST {prefix}/feedback`` (one object or a list of up to 100),
     ``GET {prefix}/feedback`` and ``GET {prefix}/feedback/stats``.
 
     ``store``: the store, or a callable returning it (resolved per request).
     ``dependencies``: e.g. the service's auth dependency.
+    ``key_of``: the caller's key id for a request (after the dependencies ran): feedback
+    rows and idempotency ids are then per key (see :func:`feedback.record`).
     Status codes: 201 created, 200 an update or an idempotent replay, 400 invalid, 409 an
     idempotency id reused for different feedback, 413 body too large.
     """
@@ -64,12 +81,23 @@ def feedback_router(store: Store | Callable[[], Store], *, prefix: str = "",
             data = json.loads(raw or b"null")
         except (ValueError, UnicodeDecodeError):
             return _error(BadRequest("request body is not valid JSON"))
+        except RecursionError:  # thousands of nested brackets: Python's parser gives up
+            data = None
+            deep = True
+        else:
+            deep = _too_deep(data)
+        if deep:
+            return _error(BadRequest(f"request body is nested more than {MAX_DEPTH} levels "
+                                     "deep: send flat feedback objects",
+                                     code="nested_too_deeply"))
         items = data if isinstance(data, list) else [data]
         if not items or len(items) > MAX_BATCH:
             return _error(BadRequest(f"send one feedback object or a list of 1-{MAX_BATCH}"))
         try:
             parsed = [feedback.validate(item) for item in items]  # all valid, or none stored
-            done = [await run_in_threadpool(feedback.record, get_store(), fb) for fb in parsed]
+            key_id = key_of(request) if key_of else None
+            done = [await run_in_threadpool(feedback.record, get_store(), fb, key_id=key_id)
+                    for fb in parsed]
         except WorkbenchError as exc:
             return _error(exc)
         out = [{"id": r.id, "status": r.status, "trace_id": r.feedback["trace_id"],

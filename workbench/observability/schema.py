@@ -1,4 +1,4 @@
-"""Tables for traces, feedback and probes (store migrations 40-42).
+"""Tables for traces, feedback, probes and trace claims (store migrations 40-43).
 
 Importing this module registers the migrations; :func:`ensure_schema` applies them to a
 store that was opened before the module was imported.
@@ -77,6 +77,15 @@ feedback_requests = Table(
     Column("created_at", Float, nullable=False),
 )
 
+# Which principal first joined a caller-chosen trace id (W3C traceparent): another key
+# sending the same id gets a new trace (workbench.observability.trace_context).
+trace_claims = Table(
+    "trace_claims", metadata,
+    Column("trace_id", String(32), primary_key=True),
+    Column("owner", String(64), nullable=False),  # "key:<id>" or "local"
+    Column("created_at", Float, nullable=False),
+)
+
 probe_runs = Table(
     "probe_runs", metadata,
     Column("id", String(32), primary_key=True),
@@ -125,7 +134,11 @@ def _m42_probes(conn: Connection) -> None:
     probe_results.create(conn, checkfirst=True)
 
 
-_OURS = ((40, _m40_spans), (41, _m41_feedback), (42, _m42_probes))
+def _m43_trace_claims(conn: Connection) -> None:
+    trace_claims.create(conn, checkfirst=True)
+
+
+_OURS = ((40, _m40_spans), (41, _m41_feedback), (42, _m42_probes), (43, _m43_trace_claims))
 for _version, _fn in _OURS:
     if not any(v == _version for v, _ in MIGRATIONS):
         register_migration(_version, _fn)

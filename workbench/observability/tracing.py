@@ -51,6 +51,7 @@ from workbench.observability.exporters import (
     BoundedSpanProcessor,
     OtlpProtocol,
     StoreSpanExporter,
+    flush_pending,
     otlp_exporter,
 )
 from workbench.observability.genai_metrics import genai_metrics
@@ -82,6 +83,12 @@ _SESSION_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 # The Gateway call in progress, so the Gateway can record its redacted request on it.
 _CURRENT_CALL: contextvars.ContextVar[GatewayCall | None] = contextvars.ContextVar(
     "wb_gateway_call", default=None)
+
+
+# A caller's span context (W3C traceparent) that must not become the parent because its
+# trace belongs to another principal: new root spans link to it instead.
+_CALLER_LINK: contextvars.ContextVar[SpanContext | None] = contextvars.ContextVar(
+    "wb_caller_link", default=None)
 
 
 class _IdGenerator(RandomIdGenerator):
@@ -253,8 +260,14 @@ class Tracer:
             _FORCED_TRACE_ID.reset(token)
         ctx = otel_span.get_span_context()
         handle = SpanHandle(otel_span, f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}")
-        if otel_span.is_recording() and getattr(otel_span, "parent", None) is None:
+        parent_ctx = getattr(otel_span, "parent", None)
+        if otel_span.is_recording() and (parent_ctx is None or parent_ctx.is_remote):
+            # The local root (its parent, if any, is the caller's span in another process).
             _OPEN_ROOTS.setdefault(ctx.trace_id, ctx)
+            link = _CALLER_LINK.get()
+            if link is not None and parent_ctx is None:
+                otel_span.add_link(link, {"workbench.link": "caller"})
+                otel_span.set_attribute("workbench.caller_trace_id", f"{link.trace_id:032x}")
         if attributes:
             handle.set_attributes(attributes)
         return handle
@@ -324,11 +337,17 @@ _BY_STORE: weakref.WeakKeyDictionary[Store, Tracer] = weakref.WeakKeyDictionary(
 _BY_STORE_LOCK = threading.Lock()
 
 
+def flush_all(timeout_s: float = 3.0) -> bool:
+    """Write every span this process still holds (every tracer, also those of Gateways that
+    were dropped), within ``timeout_s`` in total: the local store first, then OTLP
+    collectors (a down collector costs at most the rest of the budget). Runs at exit and
+    after every CLI command; call it yourself before ``os._exit`` or a fork."""
+    return flush_pending(timeout_s)
+
+
 @atexit.register
 def _flush_all_at_exit() -> None:
-    # The local store is fast; a remote collector gets a short, bounded chance.
-    for tracer in list(_LIVE):
-        tracer.flush(timeout_s=3.0)
+    flush_all(3.0)
 
 
 def tracer_for(store: Store, settings: Settings | None = None) -> Tracer:
@@ -408,6 +427,33 @@ def session(session_id: str | None) -> Iterator[None]:
 def current_session() -> str | None:
     """The session id set by :func:`session`, if any."""
     return _SESSION_ID.get()
+
+
+@contextmanager
+def caller_context(trace_id: int, span_id: int, sampled: bool = True, *,
+                   as_parent: bool) -> Iterator[None]:
+    """Run the block with a caller's W3C span context (from ``traceparent``).
+
+    ``as_parent``: the caller's span becomes the parent of the spans started in the block
+    (the caller's own trace). Otherwise the spans start a trace of their own and the new
+    root carries a span link and ``workbench.caller_trace_id`` (a trace that belongs to
+    someone else is never joined)."""
+    from opentelemetry.trace import TraceFlags
+
+    remote = SpanContext(trace_id, span_id, is_remote=True,
+                         trace_flags=TraceFlags(TraceFlags.SAMPLED if sampled else 0))
+    if as_parent:
+        token = otel_context.attach(otel_trace.set_span_in_context(NonRecordingSpan(remote)))
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
+        return
+    link_token = _CALLER_LINK.set(remote)
+    try:
+        yield
+    finally:
+        _CALLER_LINK.reset(link_token)
 
 
 def current_trace_id() -> str | None:
@@ -704,7 +750,8 @@ class _ClientGone(Exception):
 
 
 __all__ = [
-    "SPAN_KINDS", "GatewayCall", "SpanHandle", "Tracer", "current_trace_id", "default_tracer",
-    "gateway_call", "normalize_trace_id", "record_embedding_inputs", "record_request", "set_tracer",
-    "span", "start_call", "traced_stream", "tracer_for",
+    "SPAN_KINDS", "GatewayCall", "SpanHandle", "Tracer", "caller_context", "current_trace_id",
+    "default_tracer", "flush_all", "gateway_call", "normalize_trace_id",
+    "record_embedding_inputs", "record_request", "set_tracer", "span", "start_call",
+    "traced_stream", "tracer_for",
 ]

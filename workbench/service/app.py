@@ -44,15 +44,19 @@ from workbench.errors import AuthError, BadRequest, WorkbenchError
 from workbench.models.gateway import Gateway, new_trace_id
 from workbench.models.server import (
     BodyLimitMiddleware,
+    NestedTooDeeply,
     Readiness,
     RequestTooLarge,
     TraceIdMiddleware,
     document_400_not_422,
     error_headers,
     error_json,
+    nested_too_deeply,
+    request_trace,
     validation_error_message,
 )
 from workbench.observability.feedback_http import feedback_router
+from workbench.observability.trace_context import RequestTrace
 from workbench.retrieval import Answer
 from workbench.service.feedback_guard import feedback_stats, guard_feedback
 from workbench.service.metrics import CONTENT_TYPE, MetricsMiddleware, ServiceMetrics
@@ -202,7 +206,9 @@ class ServiceState:
     owns_gateway: bool
 
     def readiness(self) -> dict[str, str]:
-        checks = self.gateway.ready()
+        from workbench.models.readiness import readiness
+
+        checks = readiness(self.gateway)  # the store check includes a write probe
         try:
             from workbench.retrieval import Collections
 
@@ -270,7 +276,12 @@ Caller = Annotated[Gateway, Depends(_caller)]
 
 
 async def _feedback_rules(request: Request, gw: Caller) -> None:
+    request.state.key_id = gw.principal.key_id  # feedback rows are per key (_key_of)
     await guard_feedback(request, gw, strict=_state(request).settings.strict_feedback)
+
+
+def _key_of(request: Request) -> str | None:
+    return getattr(request.state, "key_id", None)
 
 
 # -- streaming -------------------------------------------------------------------------
@@ -339,7 +350,7 @@ def _internal_error_body(trace_id: str) -> dict[str, Any]:
                       "trace_id": trace_id}}
 
 
-def _start_pipeline(gw: Gateway, question: str, opts: AskOptions, trace_id: str
+def _start_pipeline(gw: Gateway, question: str, opts: AskOptions, trace: RequestTrace
                     ) -> tuple[asyncio.Queue[Item], asyncio.Task[None], threading.Event]:
     """Run the pipeline in a worker thread; its tokens, answer or error arrive on the
     queue, then ("end", None)."""
@@ -355,9 +366,12 @@ def _start_pipeline(gw: Gateway, question: str, opts: AskOptions, trace_id: str
             raise ClientGone()
         emit("token", piece)
 
+    trace_id = trace.trace_id
+
     def work() -> None:
         try:
-            emit("done", run_ask(gw, question, opts, trace_id=trace_id, on_token=on_token))
+            with trace.active():
+                emit("done", run_ask(gw, question, opts, trace_id=trace_id, on_token=on_token))
         except ClientGone:
             pass  # nobody is listening; the stream was closed and its budget settled
         except WorkbenchError as err:
@@ -444,7 +458,7 @@ def create_service_app(gateway: Gateway | None = None, settings: ServiceSettings
     document_400_not_422(app)
     _add_routes(app, state)
     router = feedback_router(lambda: state.gateway.store, dependencies=[Depends(_feedback_rules)],
-                             max_body_bytes=svc.max_request_bytes)
+                             max_body_bytes=svc.max_request_bytes, key_of=_key_of)
     if not svc.feedback_read:
         router.routes[:] = [r for r in router.routes if "POST" in getattr(r, "methods", ())]
     app.include_router(router)
@@ -478,8 +492,14 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         return error_response(BadRequest(validation_error_message(exc)), _trace_id(request))
 
+    @app.exception_handler(RecursionError)
+    async def _too_deep(request: Request, exc: RecursionError) -> Response:
+        return error_response(NestedTooDeeply(), _trace_id(request))
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if nested_too_deeply(exc):
+            return error_response(NestedTooDeeply(), _trace_id(request))
         code = {400: "bad_request", 404: "not_found",
                 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _plain_error(exc.status_code, str(exc.detail), code, _trace_id(request),
@@ -545,7 +565,8 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
 
     @app.get("/readyz", tags=["probes"], response_model=Readiness,
              responses={503: {"model": Readiness}},
-             summary="Readiness: store, collection and model provider (no auth).")
+             summary="Readiness: store (with a write probe), collection and model provider "
+                     "(no auth).")
     async def readyz() -> Response:
         checks = await run_in_threadpool(state.readiness)
         ok = all(v == "ok" for v in checks.values())
@@ -570,12 +591,12 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
               summary="Answer a question from the collection, with numbered sources.")
     async def ask(body: AskRequest, request: Request, gw: Caller) -> Response:
         question = _question(body, svc.max_question_chars)
-        trace_id = _trace_id(request)
+        trace = await request_trace(request, gw)
 
         async def go() -> Response:
             try:
-                answer = await run_in_threadpool(run_ask, gw, question, state.options,
-                                                 trace_id=trace_id)
+                answer = await run_in_threadpool(trace.bind(run_ask), gw, question,
+                                                 state.options, trace_id=trace.trace_id)
             except WorkbenchError:
                 metrics.asks.inc("error", "false")
                 raise
@@ -592,9 +613,10 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
         summary="The answer as server-sent events, token by token.")
     async def ask_stream(body: AskRequest, request: Request, gw: Caller) -> Response:
         question = _question(body, svc.max_question_chars)
-        trace_id = _trace_id(request)
+        trace = await request_trace(request, gw)
+        trace_id = trace.trace_id
         state.inflight.acquire()
-        queue, task, cancelled = _start_pipeline(gw, question, state.options, trace_id)
+        queue, task, cancelled = _start_pipeline(gw, question, state.options, trace)
         try:
             # Wait for the first token (or the answer, or an error) before answering 200:
             # a budget, rate-limit or provider failure becomes a proper 4xx/5xx.

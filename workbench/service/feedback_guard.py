@@ -33,7 +33,7 @@ def _trace_ids(raw: bytes) -> tuple[set[str], bool]:
     Anything malformed is left for the router, which explains it (400)."""
     try:
         data = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return set(), False
     items = data if isinstance(data, list) else [data]
     ids: set[str] = set()
