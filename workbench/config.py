@@ -18,6 +18,8 @@ from workbench.errors import ConfigError
 
 GuardrailMode = Literal["mask", "block", "log-only", "off"]
 ModelKind = Literal["chat", "completion", "embedding"]
+# How ask() answers (workbench.retrieval.answer_strategies): "auto" picks by model size.
+AnswerStrategy = Literal["auto", "extractive", "constrained", "free"]
 
 
 class ModelSpec(BaseModel):
@@ -58,6 +60,9 @@ class Profile(BaseModel):
     embed_model: str = "minilm-l6-v2"
     models: list[ModelSpec] = Field(default_factory=list)
     headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    answer_strategy: AnswerStrategy = Field(
+        "auto", description="How ask() answers: extractive (quote cited sentences), "
+        "constrained (JSON-schema generation), free, or auto (by model size).")
 
 
 def _embedded_models() -> list[ModelSpec]:
@@ -129,6 +134,8 @@ class Settings(BaseModel):
         description="Override the env var the active profile reads its key from.",
     )
     chat_model: str | None = Field(None, description="Default chat model (else the profile's).")
+    answer_strategy: AnswerStrategy | None = Field(
+        None, description="Override the active profile's answer_strategy for ask().")
     embed_model: str | None = Field(None, description="Default embedding model (else the profile's).")
     guardrail_mode: GuardrailMode = Field(
         "mask",
