@@ -64,6 +64,7 @@ class Answer:
     strategy: str = "free"  # the strategy asked for (answer_strategies)
     answered_by: str = ""  # the strategy whose answer this is, after any fallback
     check: str = ""  # the verifier's objection to the model's answer, if any
+    draft: str = ""  # the model's own text before the verifier (free strategy)
 
     def to_dict(self) -> dict[str, Any]:
         return {"question": self.question, "answer": self.answer,
@@ -75,10 +76,12 @@ class Answer:
     def lines(self) -> list[str]:
         out = [self.answer.strip(), ""]
         for s in self.sources:
-            mark = "*" if s.cited else " "
+            mark = "*" if s.cited else " "  # cited by the answer
             where = f" - {s.heading}" if s.heading else ""
             out.append(f"{mark}[{s.n}] {s.source}{where} (score {s.score:.3f})")
-        out.append(f"trace {self.trace_id}")
+        how = self.answered_by or self.strategy
+        note = f" (verifier: {self.check})" if self.check else ""
+        out.append(f"trace {self.trace_id} · answered by {how}{note}")
         return out
 
     def __str__(self) -> str:
@@ -158,6 +161,9 @@ def ask(gw: Gateway, question: str, *, collection: str = DEFAULT_COLLECTION, k: 
     mask = gw.guardrails.mask
     trace_id = tracing.current_trace_id() or new_trace_id()
     spec = gw.spec(model)
+    # Answering needs the chat model whatever the strategy: an extractive answer is still
+    # given in that model's name, so a key that may not use it may not ask.
+    gw.policy.check_model(gw.principal, spec.name)
     chosen = strat.resolve(gw, spec, strategy)
     searcher = Searcher(gw, collection)
     masked_question = mask(question).text
@@ -193,10 +199,10 @@ def ask(gw: Gateway, question: str, *, collection: str = DEFAULT_COLLECTION, k: 
                              "workbench.verifier": made.check or "ok"})
     res = made.result
     return Answer(question, made.text, sources, res.trace_id if res else trace_id,
-                  model=res.model if res and made.answered_by != "extractive" else None,
+                  model=res.model if res else None,
                   usage=res.usage if res else {},
                   latency_ms=(time.perf_counter() - started) * 1000, strategy=chosen,
-                  answered_by=made.answered_by, check=made.check)
+                  answered_by=made.answered_by, check=made.check, draft=made.draft)
 
 
 @dataclass
@@ -205,6 +211,7 @@ class _Made:
     answered_by: str  # the strategy whose answer was kept (after any fallback)
     check: str = ""  # why the verifier rejected or changed the model's answer
     result: ChatResult | None = None
+    draft: str = ""
 
 
 def _answer(gw: Gateway, question: str, hits: list[Hit], spec: ModelSpec, chosen: str, *,
@@ -219,14 +226,14 @@ def _answer(gw: Gateway, question: str, hits: list[Hit], spec: ModelSpec, chosen
                       trace_id=trace_id, **params)
         text = cut_repetition(res.text)
         if not verify:
-            return _Made(text, "free", result=res)
+            return _Made(text, "free", result=res, draft=text)
         verdict = strat.verify(text, [f"{h.heading}\n{h.text}" for h in hits])
         if verdict.ok:
             return _Made(verdict.text, "free",
                          f"dropped citations {verdict.dropped}" if verdict.dropped else "",
-                         res)
+                         res, text)
         fallback = _extractive(gw, question, hits, embed_model, trace_id)
-        return _Made(fallback, "extractive", verdict.reason, res)
+        return _Made(fallback, "extractive", verdict.reason, res, text)
     ranked = evidence.score(gw, question, evidence.gather(hits), embed_model=embed_model,
                             trace_id=trace_id)
     if chosen == "constrained" and ranked:
