@@ -20,7 +20,8 @@ For every question, interleaved so that load on the shared machine hits all alik
 Reported per strategy: fact accuracy, citation accuracy (cites a source from the right
 module, and cites nothing that does not exist), both at once ("correct+cited"), on
 off-topic questions the share answered "I don't know", the precision of "I don't know"
-(of all IDK answers, the share that were off-topic), median and p90 latency of ``ask()``.
+(of all IDK answers, the share that were off-topic), median and p90 wall latency of
+``ask()`` and its median process CPU time (load on a shared machine inflates the former).
 
     .venv/bin/python benchmarks/answers_bench.py            # full run (~10-30 min)
     .venv/bin/python benchmarks/answers_bench.py --quick    # 4 questions, for the smoke test
@@ -66,6 +67,7 @@ class Question:
 class Outcome:
     text: str
     latency_s: float
+    cpu_s: float  # process CPU time (all threads): what the answer costs, load or not
     idk: bool
     facts_ok: bool
     cited_ok: bool
@@ -92,30 +94,31 @@ def check_labels(questions: list[Question], docs: dict[str, str]) -> None:
                 raise SystemExit(f"{q.id}: none of {group} is in {q.source}'s page")
 
 
-def grade(q: Question, text: str, answer: Answer, latency_s: float) -> Outcome:
+def grade(q: Question, text: str, answer: Answer, latency_s: float, cpu_s: float
+          ) -> Outcome:
     idk = bool(_IDK.search(text)) or not answer.grounded
     if q.off_topic:
-        return Outcome(text, latency_s, idk, False, False)
+        return Outcome(text, latency_s, cpu_s, idk, False, False)
     low = text.lower()
     facts_ok = not idk and all(any(f.lower() in low for f in group) for group in q.facts)
     cited = citations(text)
     n = len(answer.sources)
     right = {s.n for s in answer.sources if Path(s.source).stem == q.source}
     cited_ok = bool(cited) and all(1 <= c <= n for c in cited) and bool(right & set(cited))
-    return Outcome(text, latency_s, idk, facts_ok, cited_ok)
+    return Outcome(text, latency_s, cpu_s, idk, facts_ok, cited_ok)
 
 
 def run_question(gw: Any, q: Question, strategies: tuple[str, ...]) -> dict[str, Outcome]:
     out: dict[str, Outcome] = {}
     for strategy in strategies:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ans = ask(gw, q.question, collection=COLLECTION, strategy=strategy)
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         if strategy == "free":
             # The verifier's input is the baseline's answer: same call, same latency.
             draft = ans.draft if ans.grounded else ans.answer
-            out["baseline"] = grade(q, draft, ans, dt)
-        out[strategy] = grade(q, ans.answer, ans, dt)
+            out["baseline"] = grade(q, draft, ans, dt, cpu)
+        out[strategy] = grade(q, ans.answer, ans, dt, cpu)
     return out
 
 
@@ -133,16 +136,20 @@ def report(questions: list[Question], results: list[dict[str, Outcome]]) -> None
         idk_off = sum(got[i].idk for i in off)
         idk_all = sum(o.idk for o in got)
         lat = [o.latency_s for o in got]
+        cpu = [o.cpu_s for o in got]
         rows.append([run, f"{facts}/{len(on)} {facts / len(on):.0%}",
                      f"{cited}/{len(on)} {cited / len(on):.0%}",
                      f"{both}/{len(on)} {both / len(on):.0%}",
                      f"{idk_off}/{len(off)}" if off else "-",
                      f"{idk_off / idk_all:.0%}" if idk_all else "-",
-                     f"{statistics.median(lat):.2f}", f"{percentile(lat, 90):.2f}"])
+                     f"{statistics.median(lat):.2f}", f"{percentile(lat, 90):.2f}",
+                     f"{statistics.median(cpu):.2f}"])
     print_table(f"answers on the embedded model ({len(on)} on-topic, {len(off)} off-topic "
                 "questions)",
                 ["strategy", "facts", "cited", "correct+cited", "IDK off-topic",
-                 "IDK precision", "p50 s", "p90 s"], rows)
+                 "IDK precision", "p50 s", "p90 s", "p50 cpu s"], rows)
+    print("latency: wall time of ask() on this (shared) machine; cpu: process CPU seconds "
+          "of ask() over all threads (2 llama.cpp threads), which load does not inflate")
 
 
 def main() -> None:

@@ -229,3 +229,23 @@ def test_tour_answers_its_own_question_with_a_citation(gw: Gateway) -> None:
     assert any(src.endswith(TOUR_SOURCE) for src in cited_sources), (answer, cited_sources)
     ingested = {Path(d["source"]).parts[-2] for d in data["sources"]}
     assert not ingested & {"reference", "labs"}
+
+
+@pytest.mark.embedded
+def test_headings_are_searchable_words(gw: Gateway, tmp_path: Path) -> None:
+    from workbench.retrieval.chunking import ChunkingConfig
+    from workbench.retrieval.search import search
+
+    doc = tmp_path / "kb" / "ops.md"
+    doc.parent.mkdir()
+    # Small chunks: the section's second chunk does not repeat its heading in its text.
+    doc.write_text("# Ops\n\n## Disk defragmentation\n\nThe archive volume holds ten "
+                   "years of scanned invoices, contracts and signed delivery notes from "
+                   "every branch office.\n\nRun it monthly, on a Sunday night, when "
+                   "nobody is scanning.\n", encoding="utf-8")
+    ingest(gw, [doc.parent], collection="kb", progress=False,
+           chunking=ChunkingConfig(max_tokens=24))
+    hits = search(gw, "defragmentation", collection="kb", k=5, mode="fts")
+    second = [h for h in hits if "monthly" in h.text]
+    assert second and "defragmentation" not in second[0].text.lower()
+    assert second[0].heading.endswith("Disk defragmentation")
