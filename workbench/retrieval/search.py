@@ -186,12 +186,16 @@ class Searcher:
         if self._fts_columns is None:
             # Without an FTS index LanceDB returns nothing (no error): a run killed before
             # its index step would silently break FTS, so build the index now.
-            if not any(i.index_type == "FTS" for i in self.table.list_indices()):
+            def fts_indexed() -> set[tuple[str, ...]]:
+                return {tuple(i.columns) for i in self.table.list_indices()
+                        if i.index_type == "FTS"}
+
+            indexed = fts_indexed()
+            if ("text",) not in indexed:
                 from workbench.retrieval.ingest import maintain_indexes
 
                 maintain_indexes(self.table)
-            indexed = {tuple(i.columns) for i in self.table.list_indices()
-                       if i.index_type == "FTS"}
+                indexed = fts_indexed()
             # Headings too, once indexed (collections from before that search text only).
             self._fts_columns = ["text", "heading"] if ("heading",) in indexed else "text"
         cols = _COLUMNS + (["vector"] if qvec is not None else [])
