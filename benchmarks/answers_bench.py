@@ -159,6 +159,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="4 questions, small corpus")
     ap.add_argument("--show", action="store_true", help="print every answer")
+    ap.add_argument("--strategies", default="free,constrained,extractive",
+                    help="comma-separated subset (free also gives the baseline)")
+    ap.add_argument("--distractors", type=int, default=DISTRACTORS,
+                    help="modules nobody asks about in the corpus")
     ap.add_argument("--model-questions", type=int, default=None, metavar="N",
                     help="ask the model strategies (baseline/free, constrained) only N "
                     "on-topic questions, spread over the set, and every off-topic one; "
@@ -172,7 +176,10 @@ def main() -> None:
     docs = stdlib_docs(limit=None)
     check_labels(questions, docs)
     wanted = {q.source for q in questions if q.source}
-    others = [m for m in sorted(docs) if m not in wanted][:5 if args.quick else DISTRACTORS]
+    others = [m for m in sorted(docs) if m not in wanted][:5 if args.quick else args.distractors]
+    chosen = tuple(x.strip() for x in args.strategies.split(",") if x.strip())
+    if not chosen or set(chosen) - {"free", "constrained", "extractive"}:
+        raise SystemExit("--strategies: choose from free, constrained, extractive")
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         corpus = Path(tmp) / "stdlib-docs"
         corpus.mkdir()
@@ -192,7 +199,7 @@ def main() -> None:
         started = time.perf_counter()
         for q in questions:
             models = q.off_topic or q.id in modelled
-            strategies = ("free", "constrained", "extractive") if models else ("extractive",)
+            strategies = tuple(x for x in chosen if models or x == "extractive")
             res = run_question(gw, q, strategies)
             results.append(res)
             if args.show:
