@@ -60,6 +60,12 @@ def test_verifier_rejects_an_answer_with_no_overlap_with_its_evidence() -> None:
     assert verify("The foghorn sounds every thirty seconds [1].", SOURCES).ok
 
 
+def test_indexing_in_quoted_code_is_not_a_citation() -> None:
+    assert citations("a[0] is always its smallest element [1][2], see x[3] [4, 1]") == [1, 2, 4]
+    v = verify("The heap keeps heap[0] smallest [1].", ["heap[0] is the smallest item"])
+    assert v.ok and v.text == "The heap keeps heap[0] smallest [1]." and not v.dropped
+
+
 def test_verifier_accepts_i_dont_know_as_such() -> None:
     v = verify("I don't know.", SOURCES)
     assert v.ok and v.idk and v.cited == []

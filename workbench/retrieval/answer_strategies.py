@@ -48,7 +48,8 @@ MAX_ANSWER_SENTENCES = 2
 CANDIDATES = 6
 # Share of the answer's content words that must appear in the sources it cites.
 MIN_OVERLAP = 0.35
-_CITE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+# Not after a word character: "a[0]" in a quoted docstring is indexing, not a citation.
+_CITE = re.compile(r"(?<!\w)\[(\d+(?:\s*,\s*\d+)*)\]")
 _IDK = re.compile(r"\bi (?:don'?t|do not) know\b", re.I)
 CONSTRAINED_PROMPT = (
     "Which numbered sentences answer the question? Reply with the ids of one or two "
