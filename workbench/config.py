@@ -18,6 +18,8 @@ from workbench.errors import ConfigError
 
 GuardrailMode = Literal["mask", "block", "log-only", "off"]
 ModelKind = Literal["chat", "completion", "embedding"]
+# How ask() answers (workbench.retrieval.answer_strategies): "auto" picks by model size.
+AnswerStrategy = Literal["auto", "extractive", "constrained", "free"]
 
 
 class ModelSpec(BaseModel):
@@ -60,6 +62,9 @@ class Profile(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
     telemetry_provider: str | None = Field(
         None, description="Provider name on spans (e.g. openai, azure): default from base_url's host.")
+    answer_strategy: AnswerStrategy = Field(
+        "auto", description="How ask() answers: extractive (quote cited sentences), "
+        "constrained (JSON-schema generation), free, or auto (by model size).")
 
 
 def _embedded_models() -> list[ModelSpec]:
@@ -131,6 +136,8 @@ class Settings(BaseModel):
         description="Override the env var the active profile reads its key from.",
     )
     chat_model: str | None = Field(None, description="Default chat model (else the profile's).")
+    answer_strategy: AnswerStrategy | None = Field(
+        None, description="Override the active profile's answer_strategy for ask().")
     embed_model: str | None = Field(None, description="Default embedding model (else the profile's).")
     guardrail_mode: GuardrailMode = Field(
         "mask",

@@ -27,14 +27,18 @@ def ledger_rows(gw: Gateway, trace_id: str) -> list[tuple[str, str]]:
 
 def test_ask_answers_with_sources_and_one_trace(gw: Gateway, corpus: Path) -> None:
     ingest(gw, [corpus], progress=False)
-    ans = ask(gw, "How often does the foghorn sound when visibility drops?")
+    # free: the model writes (extractive answers, the embedded default, call no model).
+    ans = ask(gw, "How often does the foghorn sound when visibility drops?", strategy="free")
     assert ans.grounded and ans.answer and ans.model == "smollm2-135m"
     assert len(ans.trace_id) == 32
     assert [s.n for s in ans.sources] == list(range(1, len(ans.sources) + 1))
     assert 1 <= len(ans.sources) <= 3
     top = ans.sources[0]
     assert top.source == str(corpus / "guide.md") and "foghorn" in top.snippet
-    assert sorted(ledger_rows(gw, ans.trace_id)) == [("chat", "ok"), ("embeddings", "ok")]
+    rows = ledger_rows(gw, ans.trace_id)
+    # A second embedding call when the verifier rejected the draft (extractive fallback).
+    assert sorted(set(rows)) == [("chat", "ok"), ("embeddings", "ok")]
+    assert len(rows) == (3 if ans.answered_by == "extractive" else 2)
     data = ans.to_dict()
     assert data["trace_id"] == ans.trace_id and data["sources"][0]["source"] == top.source
     # One trace: rag.ask (CHAIN) > rag.retrieve (RETRIEVER, with the documents) and the
@@ -83,7 +87,9 @@ def test_prompt_numbers_trimmed_sources_and_citations_are_marked(
     long_doc = corpus / "long.md"
     long_doc.write_text("# Fog\n\n" + "The foghorn sounds in thick fog. " * 60, encoding="utf-8")
     ingest(gw, [corpus], progress=False)
-    ans = ask(gw, "When does the foghorn sound?", model="echo", chars_per_source=200)
+    # verify=False: this test is about the prompt and the citation marks, not the verifier.
+    ans = ask(gw, "When does the foghorn sound?", model="echo", chars_per_source=200,
+              verify=False)
     body = echo.bodies[-1]
     assert body["temperature"] == 0 and body["max_tokens"] == 128
     system, user = body["messages"][0]["content"], body["messages"][1]["content"]

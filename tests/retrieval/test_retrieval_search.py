@@ -164,7 +164,7 @@ def test_vector_index_is_built_past_the_threshold(gw: Gateway) -> None:
         "doc_hash": str(i), "ingested_at": 0.0, "vector": vecs[i]} for i in range(n)],
         schema=row_schema(meta))
     table = cols.create(meta, data)
-    assert maintain_indexes(table, vector_index_min_rows=1000) == ["fts(text)"]
+    assert maintain_indexes(table, vector_index_min_rows=1000) == ["fts(text)", "fts(heading)"]
     built = maintain_indexes(table, vector_index_min_rows=500)
     assert built == ["IVF_HNSW_SQ(vector, cosine)"]
     s = Searcher(gw, "big")

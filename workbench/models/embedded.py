@@ -216,7 +216,8 @@ class EmbeddedProvider:
     @staticmethod
     def _llama_kwargs(body: dict[str, Any]) -> dict[str, Any]:
         kw: dict[str, Any] = {"max_tokens": body.get("max_tokens") or 256}
-        for key in ("temperature", "top_p", "stop", "seed"):
+        for key in ("temperature", "top_p", "stop", "seed", "frequency_penalty",
+                    "presence_penalty"):
             if body.get(key) is not None:
                 kw[key] = body[key]
         return kw

@@ -24,7 +24,7 @@ Strategy = Literal["markdown", "paragraph", "fixed"]
 STRATEGIES: tuple[str, ...] = ("markdown", "paragraph", "fixed")
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
-_FENCE = re.compile(r"^[ \t]*(```|~~~)")
+_FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*(.*?)[ \t]*$")
 _PARA_BREAK = re.compile(r"\n[ \t]*\n+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[\"'(\[]?[A-Z0-9`*])")
 
@@ -85,17 +85,40 @@ def count_tokens(texts: list[str]) -> list[int]:
 
 
 # -- structure ----------------------------------------------------------------------------
+class Fences:
+    """Fenced code, line by line: ``code(line)`` is True for fence lines and lines inside.
+
+    Rendered lab pages nest fences: a ```` ```python ```` cell whose string holds a
+    ```` ```bash ```` block. A fence line with an info string inside a fence therefore
+    opens a nested fence and a bare fence closes the innermost one. Treating every fence
+    line as a toggle (as this module once did) closed the cell at ```` ```bash ````, so a
+    shell comment (``# and in production, ...``) became a heading and the rest of the page
+    was read inside out."""
+
+    def __init__(self) -> None:
+        self.stack: list[str] = []
+
+    def code(self, line: str) -> bool:
+        m = _FENCE.match(line.rstrip("\r\n"))
+        if m is None:
+            return bool(self.stack)
+        run, info = m.group(1), m.group(2)
+        if not self.stack:
+            self.stack.append(run)
+        elif not info and run[0] == self.stack[-1][0] and len(run) >= len(self.stack[-1]):
+            self.stack.pop()
+        elif info and "`" not in info:
+            self.stack.append(run)
+        return True
+
+
 def headings(text: str) -> list[tuple[int, int, str]]:
     """(offset, level, title) of every Markdown ATX heading outside fenced code."""
     out = []
-    in_fence: str | None = None
+    fences = Fences()
     pos = 0
     for line in text.splitlines(keepends=True):
-        fence = _FENCE.match(line)
-        if fence:
-            mark = fence.group(1)
-            in_fence = None if in_fence == mark else (in_fence or mark)
-        elif in_fence is None:
+        if not fences.code(line):
             m = _HEADING.match(line.rstrip("\r\n"))
             if m:
                 out.append((pos, len(m.group(1)), m.group(2).strip()))
@@ -181,15 +204,34 @@ def _pack(text: str, pieces: list[tuple[int, int]], cfg: ChunkingConfig,
     return out
 
 
-def _is_heading_block(piece: str) -> bool:
-    return all(_HEADING.match(line.strip()) for line in piece.strip().splitlines())
+def _line_starts(text: str, a: int, b: int) -> list[int]:
+    """Offsets of the non-blank lines of text[a:b]."""
+    out, pos = [], a
+    for line in text[a:b].splitlines(keepends=True):
+        if line.strip():
+            out.append(pos + len(line) - len(line.lstrip()))
+        pos += len(line)
+    return out
 
 
-def _paragraph_spans(text: str, start: int, end: int, cfg: ChunkingConfig) -> list[tuple[int, int]]:
+def _is_heading_block(text: str, a: int, b: int, heads: set[int]) -> bool:
+    # Real headings only: a "# comment" paragraph inside fenced code is code.
+    starts = _line_starts(text, a, b)
+    return bool(starts) and all(_line_start(text, p) in heads for p in starts)
+
+
+def _line_start(text: str, pos: int) -> int:
+    return text.rfind("\n", 0, pos) + 1
+
+
+def _paragraph_spans(text: str, start: int, end: int, cfg: ChunkingConfig,
+                     heads: set[int] | None = None) -> list[tuple[int, int]]:
+    if heads is None:
+        heads = {off for off, _, _ in headings(text)}
     pieces: list[tuple[int, int]] = []
     carry: int | None = None
     for a, b in _spans(text, _PARA_BREAK, start, end):
-        if _is_heading_block(text[a:b]):
+        if _is_heading_block(text, a, b, heads):
             # A heading belongs with the paragraph under it, never alone in a chunk.
             carry = a if carry is None else carry
             continue
@@ -202,6 +244,7 @@ def _paragraph_spans(text: str, start: int, end: int, cfg: ChunkingConfig) -> li
 
 def _section_spans(text: str, cfg: ChunkingConfig) -> list[tuple[int, int]]:
     bounds = [off for off, _, _ in headings(text)]
+    heads = set(bounds)
     if not bounds or bounds[0] != 0:
         bounds.insert(0, 0)
     bounds.append(len(text))
@@ -210,7 +253,7 @@ def _section_spans(text: str, cfg: ChunkingConfig) -> list[tuple[int, int]]:
     carry: int | None = None
     for a, b in sections:
         body = text[a:b].split("\n", 1)
-        heading_only = _HEADING.match(body[0].strip()) and (len(body) == 1 or not body[1].strip())
+        heading_only = a in heads and (len(body) == 1 or not body[1].strip())
         if heading_only:
             carry = a if carry is None else carry
             continue
@@ -220,7 +263,7 @@ def _section_spans(text: str, cfg: ChunkingConfig) -> list[tuple[int, int]]:
         merged.append((carry, len(text)))
     out: list[tuple[int, int]] = []
     for a, b in merged:
-        out.extend(_paragraph_spans(text, a, b, cfg))
+        out.extend(_paragraph_spans(text, a, b, cfg, heads))
     return out
 
 
@@ -236,6 +279,7 @@ def chunk_text(text: str, cfg: ChunkingConfig | None = None) -> list[Chunk]:
     else:
         spans = _section_spans(text, cfg)
     index = HeadingIndex(text)
+    heads = set(index.offsets)
     pieces = []
     for a, b in spans:
         # Trim whitespace but keep exact offsets into the original text.
@@ -245,20 +289,18 @@ def chunk_text(text: str, cfg: ChunkingConfig | None = None) -> list[Chunk]:
         if b > a:
             pieces.append((a, b))
     sizes = count_tokens([text[a:b] for a, b in pieces])
-    return [Chunk(text[a:b], a, b, index.at(_body_offset(text, a, b)), n)
+    return [Chunk(text[a:b], a, b, index.at(_body_offset(text, a, b, heads)), n)
             for (a, b), n in zip(pieces, sizes, strict=True)]
 
 
-def _body_offset(text: str, a: int, b: int) -> int:
+def _body_offset(text: str, a: int, b: int, heads: set[int]) -> int:
     """Offset of the chunk's first line that is not a heading: a chunk that opens with
     "# Guide / ## Install" is about "Guide > Install", not "Guide"."""
-    pos = a
-    for line in text[a:b].splitlines(keepends=True):
-        if line.strip() and not _HEADING.match(line.strip()):
+    for pos in _line_starts(text, a, b):
+        if _line_start(text, pos) not in heads:
             return pos
-        pos += len(line)
     return a
 
 
-__all__ = ["STRATEGIES", "Chunk", "ChunkingConfig", "HeadingIndex", "chunk_text",
+__all__ = ["STRATEGIES", "Chunk", "ChunkingConfig", "Fences", "HeadingIndex", "chunk_text",
            "count_tokens", "headings"]

@@ -321,7 +321,7 @@ def _existing_docs(table: Any) -> dict[str, tuple[str, str, str]]:
 
 def maintain_indexes(table: Any, *, vector_index_min_rows: int = VECTOR_INDEX_MIN_ROWS
                      ) -> list[str]:
-    """FTS index always; a vector index once the table is big enough; then compact and
+    """FTS indexes (text, heading) always; a vector index once the table is big enough; then compact and
     fold new rows into existing indexes (``optimize``)."""
     from lancedb.index import FTS, HnswSq
 
@@ -330,6 +330,11 @@ def maintain_indexes(table: Any, *, vector_index_min_rows: int = VECTOR_INDEX_MI
     if ("text",) not in have:
         table.create_index("text", config=FTS(), replace=True)
         built.append("fts(text)")
+    if ("heading",) not in have:
+        # Headings are searchable words too: a chunk split off the middle of a section
+        # does not repeat "Switching to a real provider" in its text.
+        table.create_index("heading", config=FTS(), replace=True)
+        built.append("fts(heading)")
     if ("vector",) not in have and table.count_rows() >= vector_index_min_rows:
         table.create_index("vector", config=HnswSq(distance_type="cosine"))
         built.append("IVF_HNSW_SQ(vector, cosine)")

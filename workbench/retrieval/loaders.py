@@ -18,7 +18,6 @@ SUFFIXES: dict[str, str] = {
     ".html": "html", ".htm": "html", ".py": "py", ".ipynb": "ipynb", ".pdf": "pdf",
 }
 MAX_FILE_BYTES = 50_000_000  # larger files are almost always data dumps, not documents
-_H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
 
 class Skip(Exception):  # noqa: N818 - a control-flow signal, not an error the user sees raised
@@ -53,8 +52,10 @@ def decode_text(data: bytes) -> str:
 
 
 def _first_h1(text: str) -> str | None:
-    m = _H1.search(text)
-    return m.group(1).strip() if m else None
+    # Outside fenced code: a "# comment" in a code cell is not the page's title.
+    from workbench.retrieval.chunking import headings
+
+    return next((title for _, level, title in headings(text) if level == 1), None)
 
 
 def load_markdown(data: bytes, path: Path) -> LoadedDoc:

@@ -5,8 +5,11 @@ One trace id covers the whole request: the query embedding and the chat call are
 recorded in the ledger under it. When nothing retrieved is similar enough to the
 question, the model is not called at all and the answer says so.
 
-The default prompt is sized for the embedded SmolLM2-135M (2k context, ~300 prompt
-tokens/s on two cores): three sources of ~600 characters each, 128 answer tokens.
+How the answer is made depends on the strategy (extractive, constrained, free; see
+:mod:`workbench.retrieval.answer_strategies`): small models select evidence sentences,
+large ones write freely; all answers pass the same citation verifier. The free prompt is
+sized for the embedded SmolLM2-135M (2k context, ~300 prompt tokens/s on two cores):
+three sources of ~600 characters each.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.config import ModelSpec
 from workbench.models.gateway import Gateway, new_trace_id
+from workbench.models.types import ChatResult
 from workbench.retrieval.collections import DEFAULT_COLLECTION
 from workbench.retrieval.search import Hit, Mode, Reranker, Searcher
 
@@ -56,20 +61,27 @@ class Answer:
     grounded: bool = True  # False: nothing relevant was found, the model was not asked
     usage: dict[str, int] = field(default_factory=dict)
     latency_ms: float = 0.0
+    strategy: str = "free"  # the strategy asked for (answer_strategies)
+    answered_by: str = ""  # the strategy whose answer this is, after any fallback
+    check: str = ""  # the verifier's objection to the model's answer, if any
+    draft: str = ""  # the model's own text before the verifier (free strategy)
 
     def to_dict(self) -> dict[str, Any]:
         return {"question": self.question, "answer": self.answer,
                 "sources": [s.to_dict() for s in self.sources], "trace_id": self.trace_id,
                 "model": self.model, "grounded": self.grounded, "usage": self.usage,
-                "latency_ms": self.latency_ms}
+                "latency_ms": self.latency_ms, "strategy": self.strategy,
+                "answered_by": self.answered_by, "check": self.check}
 
     def lines(self) -> list[str]:
         out = [self.answer.strip(), ""]
         for s in self.sources:
-            mark = "*" if s.cited else " "
+            mark = "*" if s.cited else " "  # cited by the answer
             where = f" - {s.heading}" if s.heading else ""
             out.append(f"{mark}[{s.n}] {s.source}{where} (score {s.score:.3f})")
-        out.append(f"trace {self.trace_id}")
+        how = self.answered_by or self.strategy
+        note = f" (verifier: {self.check})" if self.check else ""
+        out.append(f"trace {self.trace_id} · answered by {how}{note}")
         return out
 
     def __str__(self) -> str:
@@ -126,8 +138,15 @@ def ask(gw: Gateway, question: str, *, collection: str = DEFAULT_COLLECTION, k: 
         mode: Mode = "hybrid", model: str | None = None, max_tokens: int = 128,
         min_similarity: float = MIN_SIMILARITY, filters: Mapping[str, Any] | None = None,
         chars_per_source: int = 600, reranker: Reranker | None = None,
-        mask_sources: bool | None = None) -> Answer:
+        mask_sources: bool | None = None, strategy: str | None = None,
+        verify: bool = True) -> Answer:
     """Answer ``question`` from ``collection`` with numbered, cited sources.
+
+    ``strategy`` (``extractive``, ``constrained``, ``free``; default: the profile's
+    ``answer_strategy``, ``auto`` = by model size) says how the answer is made, see
+    :mod:`workbench.retrieval.answer_strategies`. Every answer is checked by the verifier
+    (``verify=False`` turns it off, for baselines): fabricated citations are dropped and
+    an answer that does not overlap its cited sources falls back to the extractive one.
 
     Traced as a ``rag.ask`` CHAIN span holding a ``rag.retrieve`` RETRIEVER span (the
     documents found, best first) and the Gateway's EMBEDDING and LLM spans; inside an
@@ -136,16 +155,26 @@ def ask(gw: Gateway, question: str, *, collection: str = DEFAULT_COLLECTION, k: 
     ``mask_sources`` (default: the ``mask_sources`` setting, on) masks the sources' snippet,
     title and heading in the returned answer.
     """
-    from workbench.observability import tracing
+    import time
 
+    from workbench.observability import tracing
+    from workbench.retrieval import answer_strategies as strat
+
+    started = time.perf_counter()
     mask = gw.guardrails.mask
     trace_id = tracing.current_trace_id() or new_trace_id()
+    spec = gw.spec(model)
+    # Answering needs the chat model whatever the strategy: an extractive answer is still
+    # given in that model's name, so a key that may not use it may not ask.
+    gw.policy.check_model(gw.principal, spec.name)
+    chosen = strat.resolve(gw, spec, strategy)
     searcher = Searcher(gw, collection)
     masked_question = mask(question).text
     with tracing.span("rag.ask", kind="CHAIN", input=masked_question, gateway=gw,
                       trace_id=trace_id,
                       attributes={"workbench.collection": collection,
-                                  "workbench.search_mode": mode, "workbench.k": k}) as root:
+                                  "workbench.search_mode": mode, "workbench.k": k,
+                                  "workbench.answer_strategy": chosen}) as root:
         with tracing.span("rag.retrieve", kind="RETRIEVER", input=masked_question,
                           gateway=gw) as retrieve:
             hits = searcher.search(question, k=k, mode=mode, filters=filters,
@@ -158,20 +187,82 @@ def ask(gw: Gateway, question: str, *, collection: str = DEFAULT_COLLECTION, k: 
         if not relevant:
             root.set_output(IDK)
             root.set_attributes({"workbench.grounded": False})
-            return Answer(question, IDK, [], trace_id, grounded=False)
-        res = gw.chat(build_prompt(question, relevant, chars_per_source), model=model,
-                      max_tokens=max_tokens, temperature=0, trace_id=trace_id)
-        cited = {int(n) for n in re.findall(r"\[(\d+)\]", res.text)}
+            return Answer(question, IDK, [], trace_id, grounded=False, strategy=chosen)
+        made = _answer(gw, question, relevant, spec, chosen, trace_id=trace_id,
+                       embed_model=searcher.meta.embed_model, max_tokens=max_tokens,
+                       chars_per_source=chars_per_source, verify=verify)
+        cited = set(strat.citations(made.text))
         show = gw.settings.mask_sources if mask_sources is None else mask_sources
         sources = [Source(n=i, source=h.source, title=h.title, heading=h.heading,
                           score=h.score, similarity=h.similarity, snippet=h.snippet(),
                           cited=i in cited)
                    for i, h in enumerate([h.masked() for h in relevant] if show else relevant, 1)]
-        answer = cut_repetition(res.text)
-        root.set_output(mask(answer).text)
-        root.set_attributes({"workbench.grounded": True, "workbench.sources": len(sources)})
-    return Answer(question, answer, sources, res.trace_id, model=res.model,
-                  usage=res.usage, latency_ms=res.latency_ms)
+        # An extractive answer quotes the documents: it is a snippet too.
+        text = mask(made.text).text if show else made.text
+        root.set_output(mask(made.text).text)
+        root.set_attributes({"workbench.grounded": True, "workbench.sources": len(sources),
+                             "workbench.answered_by": made.answered_by,
+                             "workbench.verifier": made.check or "ok"})
+    res = made.result
+    return Answer(question, text, sources, res.trace_id if res else trace_id,
+                  model=res.model if res else None,
+                  usage=res.usage if res else {},
+                  latency_ms=(time.perf_counter() - started) * 1000, strategy=chosen,
+                  answered_by=made.answered_by, check=made.check, draft=made.draft)
+
+
+@dataclass
+class _Made:
+    text: str
+    answered_by: str  # the strategy whose answer was kept (after any fallback)
+    check: str = ""  # why the verifier rejected or changed the model's answer
+    result: ChatResult | None = None
+    draft: str = ""
+
+
+def _answer(gw: Gateway, question: str, hits: list[Hit], spec: ModelSpec, chosen: str, *,
+            trace_id: str, embed_model: str, max_tokens: int, chars_per_source: int,
+            verify: bool) -> _Made:
+    from workbench.retrieval import answer_strategies as strat
+    from workbench.retrieval import evidence
+
+    params = strat.generation_params(spec, max_tokens)
+    if chosen == "free":
+        res = gw.chat(build_prompt(question, hits, chars_per_source), model=spec.name,
+                      trace_id=trace_id, **params)
+        text = cut_repetition(res.text)
+        if not verify:
+            return _Made(text, "free", result=res, draft=text)
+        verdict = strat.verify(text, [f"{h.heading}\n{h.text}" for h in hits])
+        if verdict.ok:
+            return _Made(verdict.text, "free",
+                         f"dropped citations {verdict.dropped}" if verdict.dropped else "",
+                         res, text)
+        fallback = _extractive(gw, question, hits, embed_model, trace_id)
+        return _Made(fallback, "extractive", verdict.reason, res, text)
+    ranked = evidence.score(gw, question, evidence.gather(hits), embed_model=embed_model,
+                            trace_id=trace_id)
+    if chosen == "constrained" and ranked:
+        candidates = ranked[:strat.CANDIDATES]
+        messages, fmt = strat.constrained_messages(question, candidates)
+        res = gw.chat(messages, model=spec.name, trace_id=trace_id, response_format=fmt,
+                      **{**params, "max_tokens": 24})
+        picked = strat.parse_choice(res.text, candidates)
+        if picked:
+            return _Made(strat.compose(picked), "constrained", result=res)
+        return _Made(strat.compose(strat.choose(ranked)) or IDK, "extractive",
+                     "the model chose no candidate sentence", res)
+    return _Made(strat.compose(strat.choose(ranked)) or IDK, "extractive")
+
+
+def _extractive(gw: Gateway, question: str, hits: list[Hit], embed_model: str,
+                trace_id: str) -> str:
+    from workbench.retrieval import answer_strategies as strat
+    from workbench.retrieval import evidence
+
+    ranked = evidence.score(gw, question, evidence.gather(hits), embed_model=embed_model,
+                            trace_id=trace_id)
+    return strat.compose(strat.choose(ranked)) or IDK
 
 
 __all__ = ["IDK", "MIN_SIMILARITY", "Answer", "Source", "ask", "build_prompt"]

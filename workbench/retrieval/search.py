@@ -171,7 +171,7 @@ class Searcher:
         self.cols = Collections.for_settings(gw.settings)
         self.table = self.cols.open(collection)
         self.meta: CollectionMeta = self.cols.require_meta(collection)
-        self._fts_checked = False
+        self._fts_columns: str | list[str] | None = None  # known after the first FTS search
 
     def embed_query(self, query: str, trace_id: str | None = None) -> Any:
         import numpy as np
@@ -191,16 +191,23 @@ class Searcher:
     def fts(self, query: str, n: int, where: str | None, qvec: Any = None) -> list[Hit]:
         import numpy as np
 
-        if not self._fts_checked:
+        if self._fts_columns is None:
             # Without an FTS index LanceDB returns nothing (no error): a run killed before
             # its index step would silently break FTS, so build the index now.
-            if not any(i.index_type == "FTS" for i in self.table.list_indices()):
+            def fts_indexed() -> set[tuple[str, ...]]:
+                return {tuple(i.columns) for i in self.table.list_indices()
+                        if i.index_type == "FTS"}
+
+            indexed = fts_indexed()
+            if ("text",) not in indexed:
                 from workbench.retrieval.ingest import maintain_indexes
 
                 maintain_indexes(self.table)
-            self._fts_checked = True
+                indexed = fts_indexed()
+            # Headings too, once indexed (collections from before that search text only).
+            self._fts_columns = ["text", "heading"] if ("heading",) in indexed else "text"
         cols = _COLUMNS + (["vector"] if qvec is not None else [])
-        q = self.table.search(query, query_type="fts", fts_columns="text")
+        q = self.table.search(query, query_type="fts", fts_columns=self._fts_columns)
         rows = _run(q.select(cols).limit(n), where)
         return [_to_hit(r, "fts", r["_score"],
                         float(np.dot(qvec, np.asarray(r["vector"], dtype=np.float32)))

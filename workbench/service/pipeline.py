@@ -50,6 +50,7 @@ class RequestGateway(Gateway):
 
     request_trace_id: str
     on_token: TokenSink | None
+    streamed: bool  # some model text went to on_token
 
     def embed(self, texts: str | list[str], *, model: str | None = None,
               trace_id: str | None = None) -> EmbeddingResult:
@@ -57,11 +58,14 @@ class RequestGateway(Gateway):
 
     def chat(self, messages: Messages, *, model: str | None = None,
              trace_id: str | None = None, **params: Any) -> ChatResult:
-        if self.on_token is None:
+        if self.on_token is None or params.get("response_format") is not None:
+            # Structured output (the constrained answer strategy) is JSON, not text for
+            # the reader: run it in one piece; run_ask sends the composed answer.
             return super().chat(messages, model=model, trace_id=self.request_trace_id, **params)
         stream = self.stream(messages, model=model, trace_id=self.request_trace_id, **params)
         try:
             for piece in stream.text():
+                self.streamed = True
                 self.on_token(piece)  # raises ClientGone when nobody is listening any more
         finally:
             stream.close()  # a no-op after the last chunk; settles the budget if cut short
@@ -77,6 +81,7 @@ def request_gateway(gw: Gateway, trace_id: str, on_token: TokenSink | None = Non
     view.__dict__.update(gw.__dict__)
     view.request_trace_id = trace_id
     view.on_token = on_token
+    view.streamed = False
     return view
 
 
@@ -99,6 +104,10 @@ def run_ask(gw: Gateway, question: str, opts: AskOptions, *, trace_id: str,
                              "process.pid": os.getpid()})
         answer = rag_ask(view, question, collection=opts.collection, k=opts.k,
                          mode=opts.mode, model=opts.model, max_tokens=opts.max_tokens)
+        if on_token is not None and not view.streamed:
+            # Extractive and constrained answers are composed, not generated token by
+            # token: the stream still carries the text, in one piece.
+            on_token(answer.answer)
         # ask() labels an answer it did not need the model for with its own trace id.
         answer.trace_id = root.trace_id
         root.set_output(mask(answer.answer).text)
