@@ -23,7 +23,8 @@ offline_env()
 def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for var in list(os.environ):
         if var.startswith("WORKBENCH_") and var not in (
-                "WORKBENCH_TEST_POSTGRES_URL", "WORKBENCH_REQUIRE_POSTGRES"):
+                "WORKBENCH_TEST_POSTGRES_URL", "WORKBENCH_REQUIRE_POSTGRES",
+                "WORKBENCH_PHOENIX_BIN", "WORKBENCH_REQUIRE_PHOENIX"):
             monkeypatch.delenv(var)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WORKBENCH_DATA_DIR", str(tmp_path / ".workbench"))

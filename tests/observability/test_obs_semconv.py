@@ -26,7 +26,7 @@ OPENAI = {"kind": "openai", "base_url": "https://api.openai.com/v1", "chat_model
 @pytest.fixture
 def gw(make_gateway: Callable[..., Gateway]) -> Callable[..., Gateway]:
     def make(provider: FakeProvider | None = None, **settings: Any) -> Gateway:
-        fake = provider or FakeProvider(text="Paris is the capital.", tokens_in=100, tokens_out=20)
+        fake = provider or FakeProvider(text="Paris is the capital.", tokens_in=10, tokens_out=20)
         return make_gateway(providers={"fake": fake}, profiles={"fake": OPENAI},
                             models=[priced("gpt-x", provider="fake", in_mtok=1000, out_mtok=2000)],
                             **settings)
@@ -59,14 +59,14 @@ def test_llm_span_carries_provider_cost_user_session_and_genai(gw: Callable[...,
     spans = {s.kind: s for s in _spans(gateway, res.trace_id)}
     llm, chain = spans["LLM"].attributes, spans["CHAIN"]
     assert (llm["llm.provider"], llm["llm.system"], llm["gen_ai.provider.name"]) == ("openai",) * 3
-    assert llm["llm.cost.prompt"] == pytest.approx(100 * 1000 / 1e6)
+    assert llm["llm.cost.prompt"] == pytest.approx(10 * 1000 / 1e6)
     assert llm["llm.cost.completion"] == pytest.approx(20 * 2000 / 1e6)
     assert llm["llm.cost.total"] == pytest.approx(llm["llm.cost.prompt"] + llm["llm.cost.completion"])
     assert llm["user.id"] == "local" and llm["session.id"] == "conv-42"
     # OpenInference's metadata is a JSON string; tags a list of strings.
     assert json.loads(llm["metadata"])["team"] == "local" and "team:local" in llm["tag.tags"]
     assert llm["gen_ai.operation.name"] == "chat" and llm["gen_ai.conversation.id"] == "conv-42"
-    assert (llm["gen_ai.usage.input_tokens"], llm["gen_ai.usage.output_tokens"]) == (100, 20)
+    assert (llm["gen_ai.usage.input_tokens"], llm["gen_ai.usage.output_tokens"]) == (10, 20)
     assert llm["gen_ai.request.model"] == "gpt-x"
     assert llm["gen_ai.response.model"] == "gpt-x" and llm["gen_ai.request.max_tokens"] == 30
     assert llm["gen_ai.response.finish_reasons"] == ["stop"]
@@ -140,3 +140,46 @@ def test_grafana_dashboard_reads_only_metrics_the_service_exposes(gw: Callable[.
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     used = {m for e in exprs for m in re.findall(r"\b((?:workbench|gen_ai_client)_[a-z_]+)", e)}
     assert used and used <= exposed, used - exposed
+
+
+def test_upstream_requests_carry_the_llm_spans_traceparent(make_gateway: Callable[..., Gateway]) -> None:
+    import httpx
+
+    from workbench.config import Profile
+    from workbench.models.providers import OpenAICompatibleProvider
+
+    seen: list[str] = []
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("traceparent", ""))
+        if json.loads(request.content).get("stream"):
+            body = ('data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n'
+                    'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
+                    '"usage":{"prompt_tokens":3,"completion_tokens":1}}\n\ndata: [DONE]\n\n')
+            return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+        return httpx.Response(200, json={"id": "x", "model": "gpt-x", "choices": [{
+            "index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hi"}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1}})
+
+    prov = OpenAICompatibleProvider("fake", Profile(**OPENAI), transport=httpx.MockTransport(upstream))
+    gateway = make_gateway(providers={"fake": prov}, profiles={"fake": OPENAI},
+                           models=[priced("gpt-x", provider="fake")])
+    res = gateway.chat("hi", model="gpt-x")
+    stream = gateway.stream("hi", model="gpt-x")
+    assert "".join(stream.text()) == "hi"
+    for trace_id, header in ((res.trace_id, seen[0]), (stream.trace_id, seen[1])):
+        [llm] = [s for s in _spans(gateway, trace_id) if s.kind == "LLM"]
+        version, tid, parent, flags = header.split("-")
+        assert (version, tid, parent) == ("00", trace_id, llm.span_id)
+        assert int(flags, 16) & 1  # sampled
+
+
+def test_cost_split_adds_up_to_a_capped_charge(gw: Callable[..., Gateway]) -> None:
+    """An upstream that reports more prompt tokens than the request can hold is charged
+    the reservation at most; the span's split still adds up to what was charged."""
+    gateway = gw(FakeProvider(text="ok", tokens_in=100_000, tokens_out=5))
+    res = gateway.chat("hi", model="gpt-x")
+    [llm] = [s for s in _spans(gateway, res.trace_id) if s.kind == "LLM"]
+    a = llm.attributes
+    assert a["llm.cost.total"] == pytest.approx(res.cost_usd) and res.cost_usd < 100_000 * 1000 / 1e6
+    assert a["llm.cost.prompt"] + a["llm.cost.completion"] == pytest.approx(a["llm.cost.total"])

@@ -41,6 +41,15 @@ class Provider(Protocol):
         ...
 
 
+def _propagate_trace(request: httpx.Request) -> None:
+    """W3C ``traceparent`` of the active span (the Gateway's LLM/EMBEDDING span) on every
+    upstream request, so a provider or proxy that traces (vLLM, LiteLLM, another
+    workbench) continues our trace instead of starting its own."""
+    from opentelemetry.propagate import inject
+
+    inject(request.headers)
+
+
 class RetryableError(UpstreamError):
     """An upstream failure worth retrying (429, 5xx, reset, timeout, bad JSON)."""
 
@@ -74,6 +83,7 @@ class OpenAICompatibleProvider:
         self._client = httpx.Client(
             base_url=self.base_url, headers=headers, transport=transport,
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+            event_hooks={"request": [_propagate_trace]},
         )
 
     # -- transport -----------------------------------------------------------------------

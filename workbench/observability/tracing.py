@@ -502,15 +502,20 @@ class GatewayCall:
                   and gw._mode() != "off")
         return result.text if masked else gw.guardrails.mask(result.text).text
 
-    def _costs(self, model: str, t_in: int, t_out: int, cached: bool) -> tuple[float, float]:
-        """(prompt, completion) cost in USD at the model's prices (0 when cached)."""
-        if cached:
-            return 0.0, 0.0
+    def _costs(self, model: str, t_in: int, t_out: int, charged: float) -> tuple[float, float]:
+        """(prompt, completion) split of what was charged, at the model's prices. The
+        Gateway never charges past a reservation, so when an upstream reported more than
+        the worst case the split is scaled down to the charge (prompt + completion ==
+        total, always)."""
         try:
             spec = self.gateway.spec(model)
         except WorkbenchError:
             return 0.0, 0.0
-        return spec.cost(t_in, 0), spec.cost(0, t_out)
+        cost_in, cost_out = spec.cost(t_in, 0), spec.cost(0, t_out)
+        full = cost_in + cost_out
+        if full <= 0 or charged >= full:
+            return (cost_in, cost_out) if charged > 0 else (0.0, 0.0)
+        return cost_in * charged / full, cost_out * charged / full
 
     def done(self, result: ChatResult) -> ChatResult:
         h = self.handle
@@ -519,7 +524,7 @@ class GatewayCall:
             usage = result.usage
             t_in = int(usage.get("prompt_tokens") or 0)
             t_out = int(usage.get("completion_tokens") or 0)
-            cost_in, cost_out = self._costs(result.model, t_in, t_out, result.cached)
+            cost_in, cost_out = self._costs(result.model, t_in, t_out, result.cost_usd)
             choices = result.response.get("choices") or [{}]
             finish = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
             h.otel.update_name(f"{self.operation} {result.model}")
@@ -711,6 +716,9 @@ class _TracedChunks(Iterator[dict[str, Any]]):
 
     def __next__(self) -> dict[str, Any]:
         call = self._call
+        # The LLM span is current while the provider works (its upstream request carries
+        # this span's traceparent), even though the caller iterates outside the call.
+        token = otel_context.attach(otel_trace.set_span_in_context(call.handle.otel))
         try:
             chunk = next(self._inner)
         except StopIteration:
@@ -721,6 +729,8 @@ class _TracedChunks(Iterator[dict[str, Any]]):
         except BaseException as exc:
             call.failed(exc)
             raise
+        finally:
+            otel_context.detach(token)
         if call.first_token_ms is None and any(
                 (c.get("delta") or {}).get("content") for c in chunk.get("choices") or []):
             call.first_token_ms = round((time.perf_counter() - call.started) * 1000, 3)
