@@ -203,14 +203,14 @@ def test_ingest_killed_with_sigkill_on_s3_resumes(tmp_path: Path, s3_server: S3S
                                                   make_gateway: Callable[..., Gateway]) -> None:
     uri = s3_server.uri()
     (tmp_path / "workbench.toml").write_text("[workbench]\n" + s3_server.toml(uri))
-    files = big_corpus(tmp_path / "big", n_files=30)
+    files = big_corpus(tmp_path / "big", n_files=16)
     expected = {str(tmp_path / "big" / n): len(chunk_text(t)) for n, t in files.items()}
     settings = load_settings()
     cols = Collections.for_settings(settings)
     cache = EmbeddingCache(Store(settings.resolved_store_url))
     proc = subprocess.Popen(
         [sys.executable, "-m", "workbench", "ingest", str(tmp_path / "big"),
-         "--commit-every", "4", "--batch-size", "2", "--no-progress"],
+         "--commit-every", "2", "--batch-size", "2", "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     try:
@@ -254,22 +254,24 @@ def _line(proc: subprocess.Popen[str]) -> str:
     return proc.stdout.readline()
 
 
-def _race(s3: S3Server, uri: str, name: str, rounds: int) -> list[tuple[dict[str, Any], ...]]:
+def _race(s3: S3Server, uri: str, names: tuple[str, ...], rounds: int
+          ) -> dict[str, list[tuple[dict[str, Any], ...]]]:
     """Two worker processes commit the same new rows each round; their MergeResults."""
-    args = [sys.executable, str(HERE / "merge_race_worker.py"), uri, name,
+    args = [sys.executable, str(HERE / "merge_race_worker.py"), uri,
             json.dumps(s3.plain_options), json.dumps(s3.credential_env)]
     workers = [subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                for _ in range(2)]
     try:
         for w in workers:
             assert _line(w).strip() == "ready"
-        results = []
-        for r in range(rounds):
-            for w in workers:  # both go at once: each is already connected and warm
-                assert w.stdin is not None
-                w.stdin.write(f"{r}\n")
-                w.stdin.flush()
-            results.append(tuple(json.loads(_line(w)) for w in workers))
+        results: dict[str, list[tuple[dict[str, Any], ...]]] = {n: [] for n in names}
+        for name in names:
+            for r in range(rounds):
+                for w in workers:  # both go at once: each is already connected and warm
+                    assert w.stdin is not None
+                    w.stdin.write(f"{name} {r}\n")
+                    w.stdin.flush()
+                results[name].append(tuple(json.loads(_line(w)) for w in workers))
         return results
     finally:
         for w in workers:
@@ -304,17 +306,17 @@ def test_concurrent_writers_of_the_same_new_chunks_never_duplicate_them(
     cols = _race_table(s3_server, uri, "with_pk", primary_key=True)
     assert PRIMARY_KEY in (cols.open("with_pk").schema.field("id").metadata or {})
     _race_table(s3_server, uri, "without_pk", primary_key=False)
+    rounds = 5
+    results = _race(s3_server, uri, ("with_pk", "without_pk"), rounds)
     counts: dict[str, Counter[str]] = {}
-    results: dict[str, list[tuple[dict[str, Any], ...]]] = {}
-    for name in ("with_pk", "without_pk"):
-        results[name] = _race(s3_server, uri, name, rounds=12)
+    for name in results:
         table = Collections(uri, s3_server.storage_options()).db.open_table(name)
         counts[name] = Counter(table.search().select(["id"]).limit(None).to_arrow()
                                .column("id").to_pylist())
 
     # With the primary key: every round's rows exist exactly once, whoever won...
     assert set(counts["with_pk"].values()) == {1}
-    assert len(counts["with_pk"]) == 1 + 12 * 4
+    assert len(counts["with_pk"]) == 1 + rounds * 4
     for a, b in results["with_pk"]:
         assert a["inserted"] + b["inserted"] == 4, (a, b)
     # ...and the race really happened: commits conflicted and were retried.
@@ -333,10 +335,10 @@ def test_two_ingest_processes_write_one_s3_collection_at_once(
         tmp_path: Path, s3_server: S3Server, make_gateway: Callable[..., Gateway]) -> None:
     uri = s3_server.uri()
     (tmp_path / "workbench.toml").write_text("[workbench]\n" + s3_server.toml(uri))
-    shared = big_corpus(tmp_path / "shared", n_files=6)
+    shared = big_corpus(tmp_path / "shared", n_files=4)
     expected = {str(tmp_path / "shared" / n): len(chunk_text(t)) for n, t in shared.items()}
     for part in ("a", "b"):
-        own = big_corpus(tmp_path / part, n_files=4)
+        own = big_corpus(tmp_path / part, n_files=2)
         expected |= {str(tmp_path / part / n): len(chunk_text(t)) for n, t in own.items()}
     # Two machines: each has its own SQL store (so each embeds everything itself) and
     # commits every 2 chunks, so the commits of the two processes interleave.
@@ -394,11 +396,10 @@ def test_missing_bucket_bad_credentials_and_unreachable_endpoint_are_clear_error
 
     configure(s3_server.uri())
     monkeypatch.setenv(SECRET_ENV, "not-the-secret-" + s3_server.secret_key[:6])
-    for args in (("ingest", str(corpus)), ("search", "lighthouse"), ("collections",)):
-        code, out = _cli(monkeypatch, capsys, *args)
-        assert code == 1 and "refused the credentials" in out, (args, out)
-        assert "SignatureDoesNotMatch" in out and "Traceback" not in out
-        assert not any(s in out for s in (*secrets_, "not-the-secret-")), out
+    code, out = _cli(monkeypatch, capsys, "search", "lighthouse")
+    assert code == 1 and "refused the credentials" in out, out
+    assert "SignatureDoesNotMatch" in out and "Traceback" not in out
+    assert not any(s in out for s in (*secrets_, "not-the-secret-")), out
     monkeypatch.setenv(KEY_ID_ENV, "nobody")
     code, out = _cli(monkeypatch, capsys, "collections")
     assert code == 1 and "refused the credentials" in out and "InvalidAccessKeyId" in out
