@@ -304,41 +304,57 @@ def section_ingest(gw: Any, corpus: Path, collection: str, parts: int) -> Any:
     return Collections.for_settings(gw.settings).open(collection)
 
 
-def synthetic_table(gw: Any, name: str, n: int, base: list[dict[str, Any]],
-                    rng: np.random.Generator) -> Any:
-    import pyarrow as pa
-
+def synthetic_vectors(base: list[dict[str, Any]], n: int, rng: np.random.Generator
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(base row of each synthetic row, its vector): the base row's real vector + noise."""
     vecs = np.array([r["vector"] for r in base], dtype=np.float32)
     idx = np.arange(n) % len(base)
     noisy = vecs[idx] + rng.normal(scale=0.6 / math.sqrt(vecs.shape[1]),
                                    size=(n, vecs.shape[1])).astype(np.float32)
     noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
-    meta = CollectionMeta(name=name, embed_model="minilm-l6-v2", dim=vecs.shape[1],
+    return idx, noisy
+
+
+def synthetic_meta(name: str, dim: int) -> CollectionMeta:
+    return CollectionMeta(name=name, embed_model="minilm-l6-v2", dim=dim,
                           chunking={"strategy": "markdown", "max_tokens": 200, "overlap": 32})
+
+
+def synthetic_batch(base: list[dict[str, Any]], idx: np.ndarray, noisy: np.ndarray,
+                    start: int, stop: int, meta: CollectionMeta) -> Any:
+    """Rows ``start:stop`` of a synthetic table, one chunk per document, as a pa.Table."""
+    import pyarrow as pa
+
+    return pa.table({
+        "id": [f"s{i}:0" for i in range(start, stop)],
+        "doc_id": [f"s{i}" for i in range(start, stop)],
+        "source": [base[j]["source"] for j in idx[start:stop]],
+        "path": [base[j]["source"] for j in idx[start:stop]],
+        "title": [base[j]["title"] for j in idx[start:stop]],
+        "heading": [base[j]["heading"] for j in idx[start:stop]],
+        "doc_type": ["md"] * (stop - start),
+        "chunk_index": pa.array([0] * (stop - start), pa.int32()),
+        "start": pa.array([0] * (stop - start), pa.int32()),
+        "end": pa.array([0] * (stop - start), pa.int32()),
+        "page": pa.array([None] * (stop - start), pa.int32()),
+        "n_tokens": pa.array([0] * (stop - start), pa.int32()),
+        "text": [base[j]["text"] for j in idx[start:stop]],
+        "chunk_hash": [str(i) for i in range(start, stop)],
+        "doc_hash": [str(i) for i in range(start, stop)],
+        "ingested_at": [0.0] * (stop - start),
+        "vector": pa.FixedSizeListArray.from_arrays(
+            pa.array(noisy[start:stop].reshape(-1)), noisy.shape[1]),
+    }, schema=row_schema(meta))
+
+
+def synthetic_table(gw: Any, name: str, n: int, base: list[dict[str, Any]],
+                    rng: np.random.Generator) -> Any:
+    idx, noisy = synthetic_vectors(base, n, rng)
+    meta = synthetic_meta(name, noisy.shape[1])
     cols = Collections.for_settings(gw.settings)
     table = None
     for start in range(0, n, 20_000):
-        stop = min(n, start + 20_000)
-        batch = pa.table({
-            "id": [f"s{i}:0" for i in range(start, stop)],
-            "doc_id": [f"s{i}" for i in range(start, stop)],
-            "source": [base[j]["source"] for j in idx[start:stop]],
-            "path": [base[j]["source"] for j in idx[start:stop]],
-            "title": [base[j]["title"] for j in idx[start:stop]],
-            "heading": [base[j]["heading"] for j in idx[start:stop]],
-            "doc_type": ["md"] * (stop - start),
-            "chunk_index": pa.array([0] * (stop - start), pa.int32()),
-            "start": pa.array([0] * (stop - start), pa.int32()),
-            "end": pa.array([0] * (stop - start), pa.int32()),
-            "page": pa.array([None] * (stop - start), pa.int32()),
-            "n_tokens": pa.array([0] * (stop - start), pa.int32()),
-            "text": [base[j]["text"] for j in idx[start:stop]],
-            "chunk_hash": [str(i) for i in range(start, stop)],
-            "doc_hash": [str(i) for i in range(start, stop)],
-            "ingested_at": [0.0] * (stop - start),
-            "vector": pa.FixedSizeListArray.from_arrays(
-                pa.array(noisy[start:stop].reshape(-1)), vecs.shape[1]),
-        }, schema=row_schema(meta))
+        batch = synthetic_batch(base, idx, noisy, start, min(n, start + 20_000), meta)
         if table is None:
             table = cols.create(meta, batch)
         else:

@@ -24,7 +24,7 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for var in list(os.environ):
         if var.startswith("WORKBENCH_") and var not in (
                 "WORKBENCH_TEST_POSTGRES_URL", "WORKBENCH_REQUIRE_POSTGRES",
-                "WORKBENCH_PHOENIX_BIN", "WORKBENCH_REQUIRE_PHOENIX"):
+                "WORKBENCH_PHOENIX_BIN", "WORKBENCH_REQUIRE_PHOENIX", "WORKBENCH_REQUIRE_S3"):
             monkeypatch.delenv(var)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WORKBENCH_DATA_DIR", str(tmp_path / ".workbench"))
@@ -54,6 +54,16 @@ def make_gateway(embedded_provider: Any, tmp_path: Path) -> Iterator[Callable[..
     yield factory
     for gw in made:
         gw.store.dispose()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real SeaweedFS S3 server for the whole run (tests/s3_server.py); skipped
+    without the `weed` binary unless WORKBENCH_REQUIRE_S3=1."""
+    from tests.s3_server import running_s3_server
+
+    with running_s3_server(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
 
 
 def _postgres_url() -> str | None:

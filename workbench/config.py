@@ -8,11 +8,12 @@ from files: a profile names the *environment variable* that holds its key.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from workbench.errors import ConfigError
 
@@ -20,6 +21,12 @@ GuardrailMode = Literal["mask", "block", "log-only", "off"]
 ModelKind = Literal["chat", "completion", "embedding"]
 # How ask() answers (workbench.retrieval.answer_strategies): "auto" picks by model size.
 AnswerStrategy = Literal["auto", "extractive", "constrained", "free"]
+# Object-store options that carry credentials (AWS keys and session tokens, Azure account
+# keys and SAS tokens, GCS service-account keys): only ever read from the environment.
+_CREDENTIAL_OPTION = re.compile(
+    r"secret|token|password|access_key|account_key|sas|credential|service_account",
+    re.IGNORECASE)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class ModelSpec(BaseModel):
@@ -130,6 +137,17 @@ class Settings(BaseModel):
         description="Where retrieval collections live: a local dir, s3://…, or db://… "
         "(LanceDB Cloud); default data_dir/lancedb.",
     )
+    lancedb_storage_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="Object-store options for lancedb_uri that are not secrets (aws_endpoint, "
+        "aws_region, allow_http, timeout...). Credentials are refused here: name their "
+        "environment variables in lancedb_storage_env.",
+    )
+    lancedb_storage_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Object-store option -> NAME of the environment variable holding its "
+        "value (aws_secret_access_key = \"TEAM_S3_SECRET\"), read when a collection is opened.",
+    )
     base_url: str | None = Field(None, description="Override the active profile's base URL.")
     api_key_env: str | None = Field(
         None,
@@ -169,6 +187,25 @@ class Settings(BaseModel):
     )
     models: list[ModelSpec] = Field(default_factory=list, description="Extra models / price overrides.")
     profiles: dict[str, Profile] = Field(default_factory=dict, description="Extra profiles.")
+
+    @field_validator("lancedb_storage_options")
+    @classmethod
+    def _no_credentials_in_files(cls, options: dict[str, str]) -> dict[str, str]:
+        if leaked := sorted(k for k in options if _CREDENTIAL_OPTION.search(k)):
+            raise ValueError(f"{', '.join(leaked)} carries a credential and cannot be a value "
+                             "here; put the NAME of the environment variable that holds it in "
+                             "lancedb_storage_env instead")
+        return {k.lower(): v for k, v in options.items()}
+
+    @field_validator("lancedb_storage_env")
+    @classmethod
+    def _env_names_only(cls, names: dict[str, str]) -> dict[str, str]:
+        # A value that is not a variable name is most likely the secret itself: refuse it
+        # without echoing it.
+        if bad := sorted(k for k, v in names.items() if not _ENV_NAME.match(v)):
+            raise ValueError(f"{', '.join(bad)} must name an environment variable "
+                             "(letters, digits, '_'), not hold a value")
+        return {k.lower(): v for k, v in names.items()}
 
     @property
     def resolved_store_url(self) -> str:
@@ -226,7 +263,8 @@ def _env_overrides(environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]
         raw = environ.get(f"WORKBENCH_{name.upper()}")
         if raw is None:
             continue
-        if field.annotation in (dict[str, list[str]], list[ModelSpec], dict[str, Profile]):
+        if field.annotation in (dict[str, list[str]], dict[str, str], list[ModelSpec],
+                                dict[str, Profile]):
             continue  # structured settings live in workbench.toml only
         out[name] = raw
     return out

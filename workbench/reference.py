@@ -68,9 +68,11 @@ def config_markdown() -> str:
     out = [HEADER, "# Configuration reference\n\n",
            "Settings come from `workbench.toml` in the working directory (or the file named by "
            "`WORKBENCH_CONFIG`), then from environment variables: every scalar setting `x` is "
-           "read from `WORKBENCH_X`. Structured settings (`fallbacks`, `models`, `profiles`) "
-           "live in the file only. Provider keys are never settings: a profile names the "
-           "environment variable that holds its key.\n\n",
+           "read from `WORKBENCH_X`. Structured settings (`fallbacks`, `models`, `profiles`, "
+           "`lancedb_storage_options`, `lancedb_storage_env`) live in the file only. Provider "
+           "keys and object-store credentials are never settings: a profile names the "
+           "environment variable that holds its key, and `lancedb_storage_env` the variables "
+           "that hold the object store's credentials.\n\n",
            "| setting | environment variable | default | description |\n",
            "| --- | --- | --- | --- |\n"]
     for name, field in Settings.model_fields.items():

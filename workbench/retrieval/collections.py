@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 META_KEY = b"workbench.retrieval"
+PRIMARY_KEY = b"lance-schema:unenforced-primary-key"
 FORMAT_VERSION = 1
 DEFAULT_COLLECTION = "docs"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -86,7 +87,10 @@ def row_schema(meta: CollectionMeta) -> pa.Schema:
     import pyarrow as pa
 
     fields = [
-        pa.field("id", pa.string(), nullable=False),
+        # Declared the (unenforced) primary key so that Lance detects two writers inserting
+        # the same new chunk ids at once (a retried merge updates instead of duplicating):
+        # tests/retrieval/test_retrieval_s3.py shows the duplicates without it.
+        pa.field("id", pa.string(), nullable=False, metadata={PRIMARY_KEY: b"true"}),
         pa.field("doc_id", pa.string(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
         pa.field("path", pa.string(), nullable=False),
@@ -110,37 +114,46 @@ def row_schema(meta: CollectionMeta) -> pa.Schema:
 class Collections:
     """The collections in one LanceDB database."""
 
-    def __init__(self, uri: str):
+    def __init__(self, uri: str, storage_options: dict[str, str] | None = None):
         self.uri = uri
+        self.storage_options = dict(storage_options or {})
         self._db: Any = None
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Collections:
-        return cls(lancedb_uri(settings))
+        from workbench.retrieval.storage import storage_options
+
+        return cls(lancedb_uri(settings), storage_options(settings))
 
     @property
     def db(self) -> Any:
         if self._db is None:
             import lancedb
 
+            from workbench.retrieval.storage import object_store_errors
+
             if "://" not in self.uri:
                 Path(self.uri).mkdir(parents=True, exist_ok=True)
             # Long-lived handles (a service's Searcher) must see ingests made by other
             # processes; LanceDB's default never re-checks. Every 5 s costs one manifest
             # lookup at most.
-            self._db = lancedb.connect(self.uri,
-                                       read_consistency_interval=timedelta(seconds=5))
+            with object_store_errors(self.uri, self.storage_options):
+                self._db = lancedb.connect(self.uri, storage_options=self.storage_options or None,
+                                           read_consistency_interval=timedelta(seconds=5))
         return self._db
 
     def _table_names(self) -> list[str]:
+        from workbench.retrieval.storage import object_store_errors
+
         names: list[str] = []
         token: str | None = None
-        while True:
-            resp = self.db.list_tables(page_token=token)
-            names.extend(resp.tables)
-            token = resp.page_token
-            if not token:
-                return sorted(names)
+        with object_store_errors(self.uri, self.storage_options):
+            while True:
+                resp = self.db.list_tables(page_token=token)
+                names.extend(resp.tables)
+                token = resp.page_token
+                if not token:
+                    return sorted(names)
 
     def names(self) -> list[str]:
         return [n for n in self._table_names() if self.meta(n) is not None]

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import BadRequest
 from workbench.models.gateway import Gateway, new_trace_id
@@ -37,6 +37,9 @@ from workbench.retrieval.collections import (
     row_schema,
 )
 from workbench.retrieval.loaders import Skip, doc_type, load_bytes, mask_doc, read_file
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 IGNORED_DIRS = frozenset({
     "node_modules", "__pycache__", "site", "build", "dist", "__marimo__", "venv", "env",
@@ -264,6 +267,21 @@ def embed_text(title: str, heading: str, text: str) -> str:
     return f"{ctx}\n\n{text}" if ctx else text
 
 
+def upsert_documents(table: Any, data: pa.Table, doc_ids: list[str]) -> Any:
+    """Replace these documents' chunks by ``data`` in ONE commit: upsert by chunk id, and
+    delete the documents' chunks that ``data`` no longer has. Returns LanceDB's MergeResult.
+
+    Concurrent writers: Lance retries a commit that conflicts with another writer's. Two
+    writers inserting the same new chunk ids would both succeed (duplicates) unless the
+    table declares ``id`` its primary key, which :func:`row_schema` does: the later commit
+    is then retried and updates those rows instead."""
+    return (table.merge_insert("id")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(f"doc_id IN ({_sql_list(doc_ids)})")
+            .execute(data))
+
+
 class _Writer:
     """Commits finished documents to the collection table (creating it on first use)."""
 
@@ -292,16 +310,29 @@ class _Writer:
                                        mask_pii=self.mask_pii)
         data = pa.Table.from_pylist(rows, schema=row_schema(self.meta))
         if self.table is None:
-            self.table = self.cols.create(self.meta, data)
-            self.created = True
-        else:
-            ids = _sql_list(d.doc_id for d in docs)
-            (self.table.merge_insert("id")
-             .when_matched_update_all()
-             .when_not_matched_insert_all()
-             .when_not_matched_by_source_delete(f"doc_id IN ({ids})")
-             .execute(data))
+            try:
+                self.table = self.cols.create(self.meta, data)
+                self.created = self.changed = True
+                return
+            except ValueError as exc:
+                if "already exists" not in str(exc):
+                    raise
+            self._join_existing()  # a concurrent ingest created the collection meanwhile
+            data = data.replace_schema_metadata(row_schema(self.meta).metadata)
+        upsert_documents(self.table, data, [d.doc_id for d in docs])
         self.changed = True
+
+    def _join_existing(self) -> None:
+        """Adopt the collection another process created, if it holds the same vectors."""
+        meta = self.cols.require_meta(self.name)
+        check_model(meta, self.model)
+        if self.meta is not None:
+            check_dim(meta, self.meta.dim, self.model)
+        if meta.chunking != self.chunking.as_dict():
+            raise ChunkingMismatch(f"collection {self.name!r} was just created by another "
+                                   f"ingest with chunking {meta.chunking}; this one uses "
+                                   f"{self.chunking.as_dict()}")
+        self.meta, self.table = meta, self.cols.open(self.name)
 
     def delete_docs(self, doc_ids: list[str]) -> None:
         if doc_ids and self.table is not None:
@@ -577,5 +608,5 @@ def _ingest(gw: Gateway, paths: Sequence[str | Path], *, collection: str = DEFAU
 
 
 __all__ = ["IGNORED_DIRS", "OUTSIDE_ROOT", "VECTOR_INDEX_MIN_ROWS", "IngestReport",
-           "MaskingMismatch", "Skipped", "discover",
-           "doc_id_for", "embed_text", "embedding_batches", "ingest", "maintain_indexes"]
+           "MaskingMismatch", "Skipped", "discover", "doc_id_for", "embed_text",
+           "embedding_batches", "ingest", "maintain_indexes", "upsert_documents"]
