@@ -12,9 +12,10 @@ with app.setup:
     import marimo as mo
 
     import workbench
+    from workbench.models import ledger
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     # Lab 2 · First calls through the governed gateway
@@ -44,7 +45,7 @@ def _():
     return (gw,)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 1. Prompts are messages
@@ -81,7 +82,7 @@ def _(gw, system_box, temp_slider, tokens_slider, user_box):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     `temperature=0` picks the most likely token every time, so the same prompt gives the
@@ -106,7 +107,7 @@ def _(gw):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ### Exercise 2.1 · Write the messages
@@ -167,7 +168,7 @@ def _(gw, messages):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 2. Streaming
@@ -192,7 +193,7 @@ def _(gw):
     return stream, streamed_text, ttft_ms
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(stream, streamed_text, ttft_ms):
     mo.md(f"""
     Time to first token: **{ttft_ms:.0f} ms**. Whole answer: {len(streamed_text)}
@@ -201,7 +202,7 @@ def _(stream, streamed_text, ttft_ms):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     Time to first token is what users feel. Lab 7 traces it; lab 9 watches it in
@@ -238,7 +239,7 @@ def _(priced):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     Notice the prompt has more tokens than the words you typed: the chat template adds
@@ -288,7 +289,7 @@ def _(my_cost, pretend):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     The usage ledger has one row per call (never the prompt text). Per model:
@@ -303,7 +304,7 @@ def _(priced_gw):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 4. JSON you can trust: use a schema
@@ -339,7 +340,7 @@ def _(gw):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     The values may still be wrong (the tiny model invents cities): a schema guarantees the
@@ -347,39 +348,53 @@ def _():
 
     ### Exercise 2.3 · Triage a support ticket
 
-    Set `ticket` to the **parsed** result (a dict) of a call that classifies this ticket:
-    *"I was charged twice for my subscription, please fix it today!"* The dict must have
-    `category`, one of `"billing"`, `"bug"`, `"other"`, and `urgent`, a boolean. Use a
-    schema with an `enum`.
+    Set `ticket` to the result of a `gw.chat(...)` call (the `ChatResult`, not its text)
+    that classifies this ticket: *"I was charged twice for my subscription, please fix it
+    today!"* Its JSON (`ticket.json()`) must have `category`, one of `"billing"`, `"bug"`,
+    `"other"`, and `urgent`, a boolean. Use a schema with an `enum`. The check finds your
+    call in the usage ledger by its trace id: a dict typed by hand does not pass.
     """)
     return
 
 
 @app.cell
 def _():
-    # Exercise 2.3: replace None with the parsed dict
+    # Exercise 2.3: replace None with the ChatResult of your call
     ticket = None
     return (ticket,)
 
 
 @app.function(hide_code=True)
-def check_ticket(value):
-    """Exercise 2.3: a dict with category in the enum and a boolean urgent."""
+def check_ticket(value, ledger_rows):
+    """Exercise 2.3: a real call (in the ledger) whose JSON has an enum category and a
+    boolean urgent. ``ledger_rows(trace_id)`` returns that trace's ledger rows."""
     if value is None:
-        return labkit.todo("Set ticket to the parsed dict.")
-    if isinstance(value, workbench.ChatResult):
-        return labkit.wrong("That is the ChatResult; call .json() on it to get the dict.")
-    if not isinstance(value, dict):
-        return labkit.wrong(f"ticket should be a dict, not {type(value).__name__}.")
-    missing = {"category", "urgent"} - set(value)
+        return labkit.todo("Set ticket to the ChatResult of your gw.chat(...) call.")
+    if isinstance(value, dict):
+        return labkit.wrong("That is a dict: keep the ChatResult (the check reads its trace "
+                            "id and parses its JSON itself).")
+    if not isinstance(value, workbench.ChatResult):
+        return labkit.wrong(f"ticket should be a ChatResult, not {type(value).__name__}.")
+    rows = [r for r in ledger_rows(value.trace_id) if r["outcome"] in ("ok", "cached")]
+    tokens = value.usage.get("completion_tokens")
+    if not any(r["model"] == value.model and r["tokens_out"] == tokens for r in rows):
+        return labkit.wrong("No call with this trace id, model and token count is in the "
+                            "usage ledger: make the call with gw.chat(...).")
+    try:
+        parsed = value.json()
+    except ValueError:
+        return labkit.wrong("The answer is not JSON: pass response_format with a schema.")
+    if not isinstance(parsed, dict):
+        return labkit.wrong(f"The JSON is a {type(parsed).__name__}, not an object.")
+    missing = {"category", "urgent"} - set(parsed)
     if missing:
         return labkit.wrong(f"Missing keys: {', '.join(sorted(missing))}.")
-    if value["category"] not in ("billing", "bug", "other"):
-        return labkit.wrong(f"category is {value['category']!r}: constrain it with an enum.")
-    if not isinstance(value["urgent"], bool):
+    if parsed["category"] not in ("billing", "bug", "other"):
+        return labkit.wrong(f"category is {parsed['category']!r}: constrain it with an enum.")
+    if not isinstance(parsed["urgent"], bool):
         return labkit.wrong("urgent should be a JSON boolean (true/false).")
-    note = "" if value["category"] == "billing" else (
-        f" (The model said {value['category']!r}: the shape is right, the judgement is the "
+    note = "" if parsed["category"] == "billing" else (
+        f" (The model said {parsed['category']!r}: the shape is right, the judgement is the "
         "tiny model's. Lab 5 measures that.)")
     return labkit.right("Right: valid, typed JSON every time." + note)
 
@@ -387,7 +402,8 @@ def check_ticket(value):
 @app.cell
 def _(gw, ticket):
     ex_json = labkit.Exercise(
-        "2.3", "Triage with a schema", answer="ticket", check=check_ticket,
+        "2.3", "Triage with a schema", answer="ticket",
+        check=lambda v: check_ticket(v, lambda t: ledger.entries(gw.store, 20, trace_id=t)),
         solution=(
             'ticket_schema = {\n'
             '    "type": "object",\n'
@@ -402,15 +418,15 @@ def _(gw, ticket):
             '    "please fix it today!",\n'
             '    response_format={"type": "json_object", "schema": ticket_schema},\n'
             '    max_tokens=40, temperature=0,\n'
-            ').json()'),
+            ')'),
         hints=["Start from city_schema above; change the properties.",
                'An enum: {"type": "string", "enum": ["billing", "bug", "other"]}.',
-               "ChatResult.json() parses the text."])
+               "ticket.json() parses the text: try it to see what the model said."])
     ex_json.feedback(ticket, env={"gw": gw})
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 5. Switching profiles
@@ -442,7 +458,7 @@ def _():
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     **Fallbacks** keep a feature working when a provider is down. The `ollama` profile
@@ -501,7 +517,7 @@ def _(resilient):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## Recap
@@ -522,7 +538,7 @@ def _():
       (lab 3).
     - Configure fallbacks for user-facing features, and alert on `fallback_from` rates.
     - Where this fits on the way to production: the
-      [route-to-live playbook](../docs/playbooks/route-to-live.md).
+      route-to-live playbook (`docs/playbooks/route-to-live.md`).
 
     **Next:** Lab 3, governance: keys, budgets, rate limits, redaction, audit.
     """)
@@ -555,12 +571,27 @@ def test_cost_check():
 
 @app.cell
 def test_ticket_check():
-    assert check_ticket(None).todo
-    assert not check_ticket('{"category": "billing", "urgent": true}').ok
-    assert not check_ticket({"category": "money", "urgent": True}).ok
-    assert not check_ticket({"category": "billing", "urgent": "yes"}).ok
-    assert check_ticket({"category": "billing", "urgent": True}).ok
-    assert check_ticket({"category": "other", "urgent": False}).ok
+    def _result(text, tokens=7, trace="a" * 32):
+        return workbench.ChatResult(
+            response={"choices": [{"message": {"content": text}}],
+                      "usage": {"prompt_tokens": 5, "completion_tokens": tokens}},
+            trace_id=trace, model="smollm2-135m")
+
+    def _ledger(trace_id):  # one real call: trace "a"*32, 7 tokens out
+        return ([{"outcome": "ok", "model": "smollm2-135m", "tokens_out": 7}]
+                if trace_id == "a" * 32 else [])
+
+    _good = '{"category": "billing", "urgent": true}'
+    assert check_ticket(None, _ledger).todo
+    assert not check_ticket({"category": "billing", "urgent": True}, _ledger).ok  # typed
+    assert not check_ticket(_good, _ledger).ok
+    assert not check_ticket(_result(_good, trace="b" * 32), _ledger).ok  # not in the ledger
+    assert not check_ticket(_result(_good, tokens=9), _ledger).ok  # not that call
+    assert not check_ticket(_result('{"category": "money", "urgent": true}'), _ledger).ok
+    assert not check_ticket(_result('{"category": "billing", "urgent": "yes"}'), _ledger).ok
+    assert not check_ticket(_result("billing, urgent"), _ledger).ok
+    assert check_ticket(_result(_good), _ledger).ok
+    assert check_ticket(_result('{"category": "other", "urgent": false}'), _ledger).ok
     return
 
 

@@ -18,7 +18,7 @@ with app.setup:
     from workbench.models.guardrails import RegexRecognizer
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     # Lab 3 · Governance
@@ -54,7 +54,7 @@ def _():
     return gw, run, team
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     `gw` acts as the **local owner**: no key, no limits, like an admin at a terminal.
@@ -103,7 +103,7 @@ def _(alice):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ### Exercise 3.1 · A key for the support bot
@@ -153,7 +153,7 @@ def _(gw, support_key_id, team):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 2. Budgets that hold under concurrency
@@ -227,7 +227,7 @@ def _(burst):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     **The fix is a reservation.** Before the call, the gateway adds the request's
@@ -274,7 +274,7 @@ def _(burst, gw, team):
     return budget_outcomes, budget_state
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     The denied requests never reached the model, and cost nothing. The price of safety: a
@@ -352,7 +352,7 @@ def _(SafeBudget):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 3. Rate limits
@@ -380,7 +380,7 @@ def _(gw, team):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 4. PII and secret redaction
@@ -434,7 +434,7 @@ def _(alice, gw, team):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     The mode is a setting (`guardrail_mode`) and a per-key option
@@ -493,7 +493,7 @@ def _(employee_id_pattern):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 5. The usage ledger and the audit log
@@ -513,7 +513,7 @@ def _(budget_outcomes, gw, team):
     return (lab_usage,)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ### Exercise 3.4 · What did the team spend?
@@ -558,7 +558,7 @@ def _(gw, lab_usage, team, team_spend):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     Admin actions (creating keys and teams, revoking keys) go to the **audit log**. Each
@@ -579,14 +579,14 @@ def _(gw):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(alice_id, gw):
     mo.md(f"Chain check: `{audit.verify(gw.store)}`. Alice's key `{alice_id}` is in it; her "
           "secret is not.")
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     What does tampering look like? On a **scratch** store (not yours), an "insider" edits
@@ -620,7 +620,7 @@ def _():
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     (An attacker who can rewrite the *whole* chain can forge it too: ship the latest hash
@@ -644,8 +644,8 @@ def _():
     - Run `workbench usage --by team,model` weekly; alert on `denied` and `error` rates.
     - Add recognizers for your own identifiers before the first real data arrives.
     - Anchor the audit chain: ship `workbench audit --json` to your log store daily.
-    - The [governance playbook](../docs/playbooks/governance.md) has the details; the
-      [route-to-live playbook](../docs/playbooks/route-to-live.md) says when each control
+    - The governance playbook (`docs/playbooks/governance.md`) has the details; the
+      route-to-live playbook (`docs/playbooks/route-to-live.md`) says when each control
       becomes mandatory.
 
     **Next:** Lab 4, RAG on LanceDB.

@@ -76,9 +76,14 @@ def _text(value: Any) -> str:
     return "".join(value) if isinstance(value, list) else str(value)
 
 
+_DOC_PATH = re.compile(r"`docs/([\w./-]+\.md)`")
+
+
 def _links(markdown: str) -> str:
-    # Labs link the docs from labs/ (../docs/x.md); the page lives in docs/labs/ (../x.md).
-    return markdown.replace("](../docs/", "](../")
+    # Labs name docs pages by their path in the repository (`docs/playbooks/x.md`): a
+    # relative link 404s inside marimo, which serves the lab from the server's root. On the
+    # site the page lives in docs/labs/, so the path becomes a link to ../playbooks/x.md.
+    return _DOC_PATH.sub(lambda m: f"[`docs/{m.group(1)}`](../{m.group(1)})", markdown)
 
 
 def _output(out: dict[str, Any], number: str) -> str:
