@@ -234,7 +234,7 @@ def check_store_url(fn, gateways):
     return labkit.right("Right: that is where keys, the ledger and the audit log live.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(gw, store_url_of):
     _other = labkit.connect(data_dir=os.path.join(labkit.scratch_dir(), "another-data-dir"))
     ex_store = labkit.Exercise(
@@ -282,7 +282,7 @@ def check_short_gw(value):
                         "workbench.toml.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(short_gw):
     ex_override = labkit.Exercise(
         "1.2", "Override a setting", answer="short_gw", check=check_short_gw,
@@ -350,13 +350,16 @@ def _():
 
 
 @app.function(hide_code=True)
-def check_first_reply(value):
-    """Exercise 1.3: a ChatResult that generated at most 12 tokens."""
+def check_first_reply(value, ledger_rows):
+    """Exercise 1.3: a ChatResult of a real call (in the ledger) with at most 12 tokens."""
     if value is None:
         return labkit.todo("Set first_reply to the result of gw.chat(...).")
     if not isinstance(value, workbench.ChatResult):
         return labkit.wrong(f"first_reply should be a ChatResult, not {type(value).__name__}; "
                             "did you keep only .text?")
+    if not labkit.made_by_gateway(value, ledger_rows):
+        return labkit.wrong("This result is not in the usage ledger: make the call with "
+                            "gw.chat(...), do not build it by hand.")
     out = value.usage.get("completion_tokens", 0)
     if out > 12:
         return labkit.wrong(f"The model generated {out} tokens; cap it with max_tokens=12.")
@@ -365,10 +368,11 @@ def check_first_reply(value):
     return labkit.right(f"Right: {out} tokens, trace {value.trace_id[:8]}…")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(first_reply, gw):
     ex_call = labkit.Exercise(
-        "1.3", "A first call", answer="first_reply", check=check_first_reply,
+        "1.3", "A first call", answer="first_reply",
+        check=lambda v: check_first_reply(v, labkit.ledger_lookup(gw)),
         solution='first_reply = gw.chat("Tell me a fun fact about the moon.", max_tokens=12)',
         hints=["gw.chat(prompt, max_tokens=...) returns a ChatResult.",
                "The result's usage dict has completion_tokens."])
@@ -426,17 +430,22 @@ def test_short_gw_check():
 
 @app.cell
 def test_first_reply_check():
-    def _result(text, tokens):
+    def _result(text, tokens, trace="0" * 32):
         return workbench.ChatResult(
             response={"choices": [{"message": {"content": text}}],
                       "usage": {"prompt_tokens": 5, "completion_tokens": tokens}},
-            trace_id="0" * 32, model="smollm2-135m")
+            trace_id=trace, model="smollm2-135m")
 
-    assert check_first_reply(None).todo
-    assert not check_first_reply("The moon is far.").ok
-    assert not check_first_reply(_result("a long answer", 40)).ok
-    assert not check_first_reply(_result("  ", 3)).ok
-    assert check_first_reply(_result("The moon drifts away.", 9)).ok
+    def _ledger(trace_id):  # the calls this gateway made: one per token count, trace 0…
+        return ([{"outcome": "ok", "model": "smollm2-135m", "tokens_out": n} for n in (3, 9, 40)]
+                if trace_id == "0" * 32 else [])
+
+    assert check_first_reply(None, _ledger).todo
+    assert not check_first_reply("The moon is far.", _ledger).ok
+    assert not check_first_reply(_result("a long answer", 40), _ledger).ok
+    assert not check_first_reply(_result("  ", 3), _ledger).ok
+    assert not check_first_reply(_result("Built by hand.", 9, "f" * 32), _ledger).ok
+    assert check_first_reply(_result("The moon drifts away.", 9), _ledger).ok
     return
 
 

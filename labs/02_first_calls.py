@@ -12,7 +12,6 @@ with app.setup:
     import marimo as mo
 
     import workbench
-    from workbench.models import ledger
 
 
 @app.cell(hide_code=True)
@@ -147,7 +146,7 @@ def check_messages(value):
     return labkit.right("Arr, right. The system message is where rules belong.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(gw, messages):
     ex_messages = labkit.Exercise(
         "2.1", "Write the messages", answer="messages", check=check_messages,
@@ -276,7 +275,7 @@ def check_cost_fn(fn, reference):
     return labkit.right("Right. The gateway records exactly this in the usage ledger.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(my_cost, pretend):
     ex_cost = labkit.Exercise(
         "2.2", "Compute the cost", answer="my_cost",
@@ -375,9 +374,7 @@ def check_ticket(value, ledger_rows):
                             "id and parses its JSON itself).")
     if not isinstance(value, workbench.ChatResult):
         return labkit.wrong(f"ticket should be a ChatResult, not {type(value).__name__}.")
-    rows = [r for r in ledger_rows(value.trace_id) if r["outcome"] in ("ok", "cached")]
-    tokens = value.usage.get("completion_tokens")
-    if not any(r["model"] == value.model and r["tokens_out"] == tokens for r in rows):
+    if not labkit.made_by_gateway(value, ledger_rows):
         return labkit.wrong("No call with this trace id, model and token count is in the "
                             "usage ledger: make the call with gw.chat(...).")
     try:
@@ -399,11 +396,11 @@ def check_ticket(value, ledger_rows):
     return labkit.right("Right: valid, typed JSON every time." + note)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(gw, ticket):
     ex_json = labkit.Exercise(
         "2.3", "Triage with a schema", answer="ticket",
-        check=lambda v: check_ticket(v, lambda t: ledger.entries(gw.store, 20, trace_id=t)),
+        check=lambda v: check_ticket(v, labkit.ledger_lookup(gw)),
         solution=(
             'ticket_schema = {\n'
             '    "type": "object",\n'
@@ -488,12 +485,16 @@ def _():
 
 
 @app.function(hide_code=True)
-def check_resilient(value):
-    """Exercise 2.4: a ChatResult from llama3.2, or from the fallback smollm2-135m."""
+def check_resilient(value, ledger_rows):
+    """Exercise 2.4: a ChatResult from llama3.2, or from the fallback smollm2-135m, made
+    by a real call (in the usage ledger)."""
     if value is None:
         return labkit.todo("Set resilient to a ChatResult.")
     if not isinstance(value, workbench.ChatResult):
         return labkit.wrong(f"resilient should be a ChatResult, not {type(value).__name__}.")
+    if not labkit.made_by_gateway(value, ledger_rows):
+        return labkit.wrong("This result is not in the usage ledger: make the call through "
+                            "a gateway (connect(...).chat(...)), do not build it by hand.")
     if value.model == "llama3.2":
         return labkit.right("Ollama answered, so no fallback was needed. Stop it and try again "
                             "to see the fallback.")
@@ -504,10 +505,11 @@ def check_resilient(value):
                         "llama3.2: use profile='ollama' and the fallbacks setting.")
 
 
-@app.cell
-def _(resilient):
+@app.cell(hide_code=True)
+def _(gw, resilient):
     ex_fallback = labkit.Exercise(
-        "2.4", "Survive an outage", answer="resilient", check=check_resilient,
+        "2.4", "Survive an outage", answer="resilient",
+        check=lambda v: check_resilient(v, labkit.ledger_lookup(gw)),
         solution=('ollama_gw = labkit.connect(profile="ollama", max_retries=0,\n'
                   '                          fallbacks={"llama3.2": ["smollm2-135m"]})\n'
                   'resilient = ollama_gw.chat("Say hi.", max_tokens=8)'),
@@ -597,14 +599,21 @@ def test_ticket_check():
 
 @app.cell
 def test_resilient_check():
-    def _result(model, fallback_from=None):
-        return workbench.ChatResult(response={"choices": []}, trace_id="0" * 32, model=model,
-                                    fallback_from=fallback_from)
+    def _result(model, fallback_from=None, trace="0" * 32):
+        return workbench.ChatResult(response={"choices": [], "usage": {"completion_tokens": 3}},
+                                    trace_id=trace, model=model, fallback_from=fallback_from)
 
-    assert check_resilient(None).todo
-    assert not check_resilient(_result("smollm2-135m")).ok
-    assert check_resilient(_result("smollm2-135m", "llama3.2")).ok
-    assert check_resilient(_result("llama3.2")).ok
+    def _ledger(trace_id):  # trace 0…: llama3.2 failed, smollm2 answered; 1…: llama3.2 ok
+        return {"0" * 32: [{"outcome": "error", "model": "llama3.2", "tokens_out": 0},
+                           {"outcome": "ok", "model": "smollm2-135m", "tokens_out": 3}],
+                "1" * 32: [{"outcome": "ok", "model": "llama3.2", "tokens_out": 3}]
+                }.get(trace_id, [])
+
+    assert check_resilient(None, _ledger).todo
+    assert not check_resilient(_result("smollm2-135m"), _ledger).ok
+    assert not check_resilient(_result("smollm2-135m", "llama3.2", "f" * 32), _ledger).ok
+    assert check_resilient(_result("smollm2-135m", "llama3.2"), _ledger).ok
+    assert check_resilient(_result("llama3.2", trace="1" * 32), _ledger).ok
     return
 
 

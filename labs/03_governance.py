@@ -140,7 +140,7 @@ def check_support_key(value, keys, team):
     return labkit.right("Right: least privilege, one model, a small rate.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(gw, support_key_id, team):
     ex_key = labkit.Exercise(
         "3.1", "A key for the support bot", answer="support_key_id",
@@ -320,7 +320,7 @@ def check_safe_budget(cls):
                         "in parallel. The gateway does the same with one SQL UPDATE.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(SafeBudget):
     ex_budget = labkit.Exercise(
         "3.2", "Fix the toy budget", answer="SafeBudget", check=check_safe_budget,
@@ -482,7 +482,7 @@ def check_employee_regex(pattern):
                         "'EMPLOYEE_ID', re.compile(pattern))).")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(employee_id_pattern):
     ex_regex = labkit.Exercise(
         "3.3", "Mask employee ids", answer="employee_id_pattern", check=check_employee_regex,
@@ -544,7 +544,7 @@ def check_team_spend(value, rows, team):
     return labkit.right(f"Right: ${want:.3f}. The same number: workbench usage --by team.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(gw, lab_usage, team, team_spend):
     _ = lab_usage  # re-check after the ledger table above is up to date
     ex_spend = labkit.Exercise(

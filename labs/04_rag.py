@@ -134,7 +134,7 @@ def check_fixed_chunks(value):
                         "structure, which is why the default is 'markdown'.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(fixed_chunks, handbook):
     ex_chunks = labkit.Exercise(
         "4.1", "Fixed windows", answer="fixed_chunks", check=check_fixed_chunks,
@@ -258,7 +258,7 @@ def check_margins(value, measured):
     return labkit.right(f"Right ({shown}): {best} tells the codes apart best.{why}")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(first, gw, margins_by_mode):
     _ = first
 
@@ -386,12 +386,16 @@ def _():
 
 
 @app.function(hide_code=True)
-def check_expense_answer(value):
-    """Exercise 4.3: a grounded Answer whose sources include expenses.md."""
+def check_expense_answer(value, ledger_rows):
+    """Exercise 4.3: a grounded Answer of a real ask (in the ledger) whose top source is
+    expenses.md."""
     if value is None:
         return labkit.todo("Set expense_answer to the result of retrieval.ask(...).")
     if not isinstance(value, retrieval.Answer):
         return labkit.wrong(f"expense_answer should be an Answer, not {type(value).__name__}.")
+    if not labkit.made_by_gateway(value, ledger_rows):
+        return labkit.wrong("This answer's trace is not in the usage ledger: call "
+                            "retrieval.ask(gw, ...), do not build the Answer by hand.")
     if not value.grounded or not value.sources:
         return labkit.wrong("No sources were found: did you use collection='lab4_handbook'?")
     names = [Path(s.source).name for s in value.sources]
@@ -403,11 +407,12 @@ def check_expense_answer(value):
         ". The model's sentence may still be off: that is generation, not retrieval."))
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(expense_answer, first, gw):
     _ = first
     ex_ask = labkit.Exercise(
-        "4.3", "Ask the handbook", answer="expense_answer", check=check_expense_answer,
+        "4.3", "Ask the handbook", answer="expense_answer",
+        check=lambda v: check_expense_answer(v, labkit.ledger_lookup(gw)),
         solution=('expense_answer = retrieval.ask(gw, "When are expense reports due?",\n'
                   '                                collection="lab4_handbook", max_tokens=48)'),
         hints=["retrieval.ask(gw, question, collection=..., max_tokens=...)."])
@@ -510,13 +515,21 @@ def test_expense_answer_check():
         return retrieval.Answer("q", "Due on the 5th [1].", [
             retrieval.Source(n=i + 1, source=s, title="", heading="", score=0.0,
                              similarity=0.5, snippet="") for i, s in enumerate(sources)],
-            "0" * 32, grounded=grounded)
+            "0" * 32, model="smollm2-135m", grounded=grounded, usage={"completion_tokens": 9})
 
-    assert check_expense_answer(None).todo
-    assert not check_expense_answer("Due on the 5th").ok
-    assert not check_expense_answer(_answer([], grounded=False)).ok
-    assert not check_expense_answer(_answer([os.path.join("x", "vpn.md")])).ok
-    assert check_expense_answer(_answer([os.path.join("x", "expenses.md")])).ok
+    def _ledger(trace_id):  # the ask with trace 0… was made through the gateway
+        return [{"outcome": "ok", "model": "smollm2-135m", "tokens_out": 9}] \
+            if trace_id == "0" * 32 else []
+
+    _expenses = _answer([os.path.join("x", "expenses.md")])
+    assert check_expense_answer(None, _ledger).todo
+    assert not check_expense_answer("Due on the 5th", _ledger).ok
+    assert not check_expense_answer(_answer([], grounded=False), _ledger).ok
+    assert not check_expense_answer(_answer([os.path.join("x", "vpn.md")]), _ledger).ok
+    _expenses_by_hand = retrieval.Answer("q", "Due on the 5th [1].", _expenses.sources,
+                                         "f" * 32, grounded=True)
+    assert not check_expense_answer(_expenses_by_hand, _ledger).ok
+    assert check_expense_answer(_expenses, _ledger).ok
     return
 
 

@@ -120,7 +120,7 @@ def check_support_check(value):
     return labkit.right("Right: three pattern checks composed with &, and no model call.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(support_check):
     ex_support = labkit.Exercise(
         "5.1", "A support-answer check", answer="support_check", check=check_support_check,
@@ -228,7 +228,7 @@ def check_threshold(value, similarities):
                         "answers the gap narrows: that is why semantic checks need data.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(similarities, threshold):
     ex_threshold = labkit.Exercise(
         "5.2", "Pick a threshold", answer="threshold",
@@ -418,7 +418,7 @@ def check_rungs(value):
     return labkit.right("Right. Most of a good test suite lives on the free rungs.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(rungs):
     ex_rungs = labkit.Exercise(
         "5.3", "Choose the rung", answer="rungs", check=check_rungs,

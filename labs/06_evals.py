@@ -260,7 +260,7 @@ def check_receipts_row(value):
                         "that a wrong answer can contain too.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(receipts_row):
     ex_row = labkit.Exercise(
         "6.1", "A golden row that can fail", answer="receipts_row", check=check_receipts_row,
@@ -548,7 +548,7 @@ def check_judge_labels(value, scores, labels):
         "before a judge's agreement means anything.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(judge_vs_labels, judged, labels):
     ex_labels = labkit.Exercise(
         "6.2", "Check the judge against the labels", answer="judge_vs_labels",
@@ -749,7 +749,7 @@ def check_lost_fact(value, comparison):
         "answer.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(chunk_cmp, lost_fact):
     ex_lost = labkit.Exercise(
         "6.3", "Which facts did the new chunking lose?", answer="lost_fact",
@@ -861,7 +861,7 @@ def _(base_run, gw):
     gate = base_run.gate({"checks": 0.5, "rouge": 0.2})
     report_path = base_run.write_report(str(Path(gw.settings.data_dir) / "lab6-report.html"),
                                         gate={"checks": 0.5, "rouge": 0.2})
-    mo.md(f"""
+    _report = mo.md(f"""
     **The report.** `run.write_report(path, gate=...)` writes one self-contained HTML page
     (inline CSS and SVG, no CDN: attach it to a CI job): the summary with the gate, score
     distributions, a per-tag breakdown, every failure with its reason, every sample with
@@ -876,10 +876,12 @@ def _(base_run, gw):
     {chr(10).join(gate.lines)}
     ```
 
-    And the Markdown summary, for a CI job page or a pull-request comment:
-
-    {base_run.to_markdown()}
+    And the Markdown summary, for a CI job page or a pull-request comment (shown as its
+    source here; a CI page renders it):
     """)
+    # A fence, not inline Markdown: the summary's own headings would otherwise join this
+    # lab's table of contents.
+    mo.vstack([_report, mo.md("````markdown\n" + base_run.to_markdown().strip() + "\n````")])
     return
 
 

@@ -147,7 +147,7 @@ def check_slowest(value, trace):
                         "wins; then look at its tokens_in (prompt size) first.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(first_trace, slowest):
     ex_slow = labkit.Exercise(
         "7.1", "Find the slow span", answer="slowest",
@@ -223,7 +223,7 @@ def check_culprit(answer, trace, rank_first):
                         f"almost alike), {better_mode} finds badges.md. Lab 4 showed why.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(bad_trace, better_mode, gw, retrieved_first):
     def _rank_first(mode):
         _hits = retrieval.search(gw, "the display shows ERR-4711",

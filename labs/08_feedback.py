@@ -405,7 +405,7 @@ def check_implicit_retries(fn, events, window_s):
                         "clicked for it; only behaviour says so.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(RETRY_WINDOW_S, events, implicit_retries):
     ex_retries = labkit.Exercise(
         "8.1", "Spot the rephrased questions", answer="implicit_retries",
@@ -603,7 +603,7 @@ def check_acceptance(fn, answer_ids, rows):
                         "when answers improve; the request count does not care.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(acceptance_rate, answer_ids, fb_rows):
     ex_acceptance = labkit.Exercise(
         "8.2", "Answer acceptance rate", answer="acceptance_rate",
@@ -707,7 +707,7 @@ def check_golden(value, edits):
                         "Review them before they join the eval set: users make mistakes too.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(golden, gw):
     _edits = {r["trace_id"]: r["value"] for r in feedback.list_feedback(
         gw.store, kind="edit", limit=1000)}

@@ -335,7 +335,7 @@ def check_cites_probe(value, answerable):
                         r"same rule, \[(\d+)\].")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(gw, my_probe):
     def _answerable(question):
         _hits = retrieval.search(gw, question, collection="lab9_handbook", k=1)
@@ -537,7 +537,7 @@ def check_threshold(value, passes):
                         "a judge metric, leave a margin for its noise and compare runs.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(gate_runs, gate_threshold):
     ex_gate = labkit.Exercise(
         "9.2", "The threshold that blocks it", answer="gate_threshold",
@@ -887,7 +887,7 @@ def check_route_metrics(answer, changes):
                         "eval the rate would look better than it is.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(CHANGE_LOG, change_failure_rate, median_lead_time_h):
     ex_route = labkit.Exercise(
         "9.3", "Lead time and change failure rate", answer="answer_93",

@@ -107,6 +107,22 @@ def _output(out: dict[str, Any], number: str) -> str:
     return ""
 
 
+def _hidden(cell: dict[str, Any]) -> bool:
+    """Code the lab hides (checkers, exercise cells with their solutions) and marimo test
+    cells (they contain passing answers) stay off the page; their outputs stay on it."""
+    meta = cell.get("metadata", {}).get("marimo", {})
+    return bool(meta.get("config", {}).get("hide_code")) or \
+        str(meta.get("name", "")).startswith("test_")
+
+
+def _fence(source: str) -> str:
+    """A code block whose fence is longer than any backtick run inside it, so a lab that
+    shows a ```bash block inside its Python does not end the block early."""
+    longest = max((len(m) for m in re.findall(r"`{3,}", source)), default=2)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}python\n{source}\n{fence}"
+
+
 def render(lab: Path, nb: dict[str, Any]) -> str:
     number = str(int(lab.stem[:2]))
     cells = nb["cells"]
@@ -128,8 +144,8 @@ def render(lab: Path, nb: dict[str, Any]) -> str:
         if cell["cell_type"] == "markdown":
             parts.append(_links(source))
             continue
-        if source:
-            parts.append(f"```python\n{source}\n```")
+        if source and not _hidden(cell):
+            parts.append(_fence(source))
         parts.extend(r for r in (_output(o, number) for o in cell.get("outputs", [])) if r)
     return "\n\n".join(parts) + "\n"
 
