@@ -161,7 +161,8 @@ def run_server(cmd: list[str], env: dict[str, str], cwd: Path) -> None:
     sys.stderr.flush()
     if os.name == "posix":
         os.chdir(cwd)
-        os.execve(cmd[0], cmd, env)
+        os.execve(cmd[0], cmd, env)  # does not return: this process is now the server
+        return
     child = subprocess.Popen(cmd, env=env, cwd=cwd)
     try:
         code = child.wait()
