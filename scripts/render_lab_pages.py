@@ -83,7 +83,8 @@ def _links(markdown: str) -> str:
     # Labs name docs pages by their path in the repository (`docs/playbooks/x.md`): a
     # relative link 404s inside marimo, which serves the lab from the server's root. On the
     # site the page lives in docs/labs/, so the path becomes a link to ../playbooks/x.md.
-    return _DOC_PATH.sub(lambda m: f"[`docs/{m.group(1)}`](../{m.group(1)})", markdown)
+    linked = _DOC_PATH.sub(lambda m: f"[`docs/{m.group(1)}`](../{m.group(1)})", markdown)
+    return linked.replace("](../docs/", "](../")  # an old-style relative link, if any
 
 
 def _output(out: dict[str, Any], number: str) -> str:
