@@ -407,12 +407,10 @@ def _():
 
 @app.cell
 def test_store_url_check():
-    from types import SimpleNamespace
+    from types import SimpleNamespace as _NS
 
-    def _gw(url):
-        return SimpleNamespace(settings=SimpleNamespace(resolved_store_url=url, data_dir=url))
-
-    _gws = [_gw("sqlite:///x.db"), _gw("sqlite:///elsewhere/y.db")]
+    _gws = [_NS(settings=_NS(resolved_store_url=_url, data_dir=_url))
+            for _url in ("sqlite:///x.db", "sqlite:///elsewhere/y.db")]
     assert check_store_url(None, _gws).todo
     assert not check_store_url("sqlite:///x.db", _gws).ok  # typed, as the lab asks not to
     assert not check_store_url(lambda g: "sqlite:///x.db", _gws).ok  # typed inside a lambda

@@ -60,7 +60,7 @@ def execute(lab: Path) -> dict[str, Any]:
         proc = subprocess.run(
             [str(Path(sys.executable).parent / "marimo"), "export", "ipynb", "--include-outputs",
              "--sort", "top-down", str(lab), "-o", str(target), "-f", "--", "--ci", "1"],
-            cwd=tmp, capture_output=True, text=True, timeout=900)
+            cwd=tmp, capture_output=True, text=True, timeout=2400)  # busy CI machines
         if proc.returncode != 0 or not target.exists():
             raise RuntimeError(f"running {lab.name} failed ({proc.returncode}):\n"
                                f"{(proc.stdout + proc.stderr)[-3000:]}")
