@@ -4,13 +4,15 @@ __generated_with = "0.25.2"
 app = marimo.App(width="medium", app_title="Lab 1 · Welcome and environment")
 
 with app.setup:
+    import os
+
     import labkit
     import marimo as mo
 
     import workbench
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     # Lab 1 · Welcome and environment
@@ -33,7 +35,7 @@ def _():
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## How the labs work
@@ -58,7 +60,7 @@ def _():
     return (gw,)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     `labkit.connect()` is `workbench.connect()` plus one classroom detail: in the labs' CI
@@ -91,7 +93,7 @@ def _(checks):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     A `warn` is fine for now: optional extras (retrieval, evals) arrive in later labs.
@@ -146,7 +148,7 @@ def _(gw, profile_picker):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     The models this gateway can route to. The embedded ones are always there, under every
@@ -163,7 +165,7 @@ def _(gw):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 3. Where things live
@@ -191,49 +193,62 @@ def _(gw):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ### Exercise 1.1 · Find the store
 
-    Set `store_url` to the SQLAlchemy URL of the store this gateway writes to. Do not type
-    it: read it from the gateway's settings.
+    Write `store_url_of(g)`: a function that returns the SQLAlchemy URL of the store a
+    gateway `g` writes to. Read it from the gateway's settings; the check calls your
+    function on this gateway and on a second one with another data directory, so a URL
+    typed from the table above cannot pass.
     """)
     return
 
 
 @app.cell
 def _():
-    # Exercise 1.1: replace None
-    store_url = None
-    return (store_url,)
+    # Exercise 1.1: replace None with a function of a gateway, e.g. lambda g: ...
+    store_url_of = None
+    return (store_url_of,)
 
 
 @app.function(hide_code=True)
-def check_store_url(value, expected):
-    """Exercise 1.1: the URL must be the one the settings resolve to."""
-    if value is None:
-        return labkit.todo("Set store_url to the store's URL.")
-    if not isinstance(value, str):
-        return labkit.wrong(f"store_url should be a string, not {type(value).__name__}.")
-    if value != expected:
-        return labkit.wrong("That is not the URL this gateway uses; read it from gw.settings.")
+def check_store_url(fn, gateways):
+    """Exercise 1.1: the function returns each gateway's own store URL."""
+    if fn is None:
+        return labkit.todo("Set store_url_of to a function of a gateway.")
+    if isinstance(fn, str):
+        return labkit.wrong("That is a typed URL; write a function that reads it from the "
+                            "gateway it is given (lambda g: ...).")
+    if not callable(fn):
+        return labkit.wrong(f"store_url_of should be a function, not {type(fn).__name__}.")
+    for g in gateways:
+        value = fn(g)
+        if not isinstance(value, str):
+            return labkit.wrong(f"store_url_of returned {type(value).__name__}, not a string.")
+        if value != g.settings.resolved_store_url:
+            return labkit.wrong(f"For a gateway with data dir {g.settings.data_dir} your "
+                                f"function returns {value!r}: not the URL that gateway uses. "
+                                "Read it from g.settings.")
     return labkit.right("Right: that is where keys, the ledger and the audit log live.")
 
 
-@app.cell
-def _(gw, store_url):
+@app.cell(hide_code=True)
+def _(gw, store_url_of):
+    _other = labkit.connect(data_dir=os.path.join(labkit.scratch_dir(), "another-data-dir"))
     ex_store = labkit.Exercise(
-        "1.1", "Find the store", answer="store_url",
-        check=lambda v: check_store_url(v, gw.settings.resolved_store_url),
-        solution="store_url = gw.settings.resolved_store_url",
-        hints=["gw.settings is a pydantic model: try typing gw.settings. and look around.",
+        "1.1", "Find the store", answer="store_url_of",
+        check=lambda fn: check_store_url(fn, [gw, _other]),
+        solution="store_url_of = lambda g: g.settings.resolved_store_url",
+        hints=["g.settings is a pydantic model: try typing gw.settings. and look around.",
                "The property's name starts with resolved_."])
-    ex_store.feedback(store_url, env={"gw": gw})
+    ex_store.feedback(store_url_of)
+    _other.close()
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ### Exercise 1.2 · Override a setting for one session
@@ -267,7 +282,7 @@ def check_short_gw(value):
                         "workbench.toml.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(short_gw):
     ex_override = labkit.Exercise(
         "1.2", "Override a setting", answer="short_gw", check=check_short_gw,
@@ -278,7 +293,7 @@ def _(short_gw):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 4. Your first governed call
@@ -313,7 +328,7 @@ def _(hello):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     The **trace id** ties this call to its ledger row now, and to its trace and user
@@ -335,13 +350,16 @@ def _():
 
 
 @app.function(hide_code=True)
-def check_first_reply(value):
-    """Exercise 1.3: a ChatResult that generated at most 12 tokens."""
+def check_first_reply(value, ledger_rows):
+    """Exercise 1.3: a ChatResult of a real call (in the ledger) with at most 12 tokens."""
     if value is None:
         return labkit.todo("Set first_reply to the result of gw.chat(...).")
     if not isinstance(value, workbench.ChatResult):
         return labkit.wrong(f"first_reply should be a ChatResult, not {type(value).__name__}; "
                             "did you keep only .text?")
+    if not labkit.made_by_gateway(value, ledger_rows):
+        return labkit.wrong("This result is not in the usage ledger: make the call with "
+                            "gw.chat(...), do not build it by hand.")
     out = value.usage.get("completion_tokens", 0)
     if out > 12:
         return labkit.wrong(f"The model generated {out} tokens; cap it with max_tokens=12.")
@@ -350,10 +368,11 @@ def check_first_reply(value):
     return labkit.right(f"Right: {out} tokens, trace {value.trace_id[:8]}…")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(first_reply, gw):
     ex_call = labkit.Exercise(
-        "1.3", "A first call", answer="first_reply", check=check_first_reply,
+        "1.3", "A first call", answer="first_reply",
+        check=lambda v: check_first_reply(v, labkit.ledger_lookup(gw)),
         solution='first_reply = gw.chat("Tell me a fun fact about the moon.", max_tokens=12)',
         hints=["gw.chat(prompt, max_tokens=...) returns a ChatResult.",
                "The result's usage dict has completion_tokens."])
@@ -361,7 +380,7 @@ def _(first_reply, gw):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## Recap
@@ -378,7 +397,7 @@ def _():
     - Agree on one `workbench.toml` per repository (profiles, fallbacks) and keep keys in
       your secret manager, injected as environment variables.
     - Make `workbench doctor` the first step of onboarding and of your CI job.
-    - Read the [route-to-live playbook](../docs/playbooks/route-to-live.md): the path from
+    - Read the route-to-live playbook (`docs/playbooks/route-to-live.md`): the path from
       this prototype to a tested, traced, production service.
 
     **Next:** Lab 2, first calls through the governed gateway.
@@ -388,10 +407,15 @@ def _():
 
 @app.cell
 def test_store_url_check():
-    assert check_store_url(None, "sqlite:///x.db").todo
-    assert not check_store_url("sqlite:///y.db", "sqlite:///x.db").ok
-    assert not check_store_url(3, "sqlite:///x.db").ok
-    assert check_store_url("sqlite:///x.db", "sqlite:///x.db").ok
+    from types import SimpleNamespace as _NS
+
+    _gws = [_NS(settings=_NS(resolved_store_url=_url, data_dir=_url))
+            for _url in ("sqlite:///x.db", "sqlite:///elsewhere/y.db")]
+    assert check_store_url(None, _gws).todo
+    assert not check_store_url("sqlite:///x.db", _gws).ok  # typed, as the lab asks not to
+    assert not check_store_url(lambda g: "sqlite:///x.db", _gws).ok  # typed inside a lambda
+    assert not check_store_url(3, _gws).ok
+    assert check_store_url(lambda g: g.settings.resolved_store_url, _gws).ok
     return
 
 
@@ -404,17 +428,22 @@ def test_short_gw_check():
 
 @app.cell
 def test_first_reply_check():
-    def _result(text, tokens):
+    def _result(text, tokens, trace="0" * 32):
         return workbench.ChatResult(
             response={"choices": [{"message": {"content": text}}],
                       "usage": {"prompt_tokens": 5, "completion_tokens": tokens}},
-            trace_id="0" * 32, model="smollm2-135m")
+            trace_id=trace, model="smollm2-135m")
 
-    assert check_first_reply(None).todo
-    assert not check_first_reply("The moon is far.").ok
-    assert not check_first_reply(_result("a long answer", 40)).ok
-    assert not check_first_reply(_result("  ", 3)).ok
-    assert check_first_reply(_result("The moon drifts away.", 9)).ok
+    def _ledger(trace_id):  # the calls this gateway made: one per token count, trace 0…
+        return ([{"outcome": "ok", "model": "smollm2-135m", "tokens_out": n} for n in (3, 9, 40)]
+                if trace_id == "0" * 32 else [])
+
+    assert check_first_reply(None, _ledger).todo
+    assert not check_first_reply("The moon is far.", _ledger).ok
+    assert not check_first_reply(_result("a long answer", 40), _ledger).ok
+    assert not check_first_reply(_result("  ", 3), _ledger).ok
+    assert not check_first_reply(_result("Built by hand.", 9, "f" * 32), _ledger).ok
+    assert check_first_reply(_result("The moon drifts away.", 9), _ledger).ok
     return
 
 

@@ -14,7 +14,7 @@ with app.setup:
     import workbench
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     # Lab 2 · First calls through the governed gateway
@@ -44,7 +44,7 @@ def _():
     return (gw,)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 1. Prompts are messages
@@ -81,7 +81,7 @@ def _(gw, system_box, temp_slider, tokens_slider, user_box):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     `temperature=0` picks the most likely token every time, so the same prompt gives the
@@ -106,7 +106,7 @@ def _(gw):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ### Exercise 2.1 · Write the messages
@@ -146,7 +146,7 @@ def check_messages(value):
     return labkit.right("Arr, right. The system message is where rules belong.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(gw, messages):
     ex_messages = labkit.Exercise(
         "2.1", "Write the messages", answer="messages", check=check_messages,
@@ -167,7 +167,7 @@ def _(gw, messages):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 2. Streaming
@@ -192,7 +192,7 @@ def _(gw):
     return stream, streamed_text, ttft_ms
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(stream, streamed_text, ttft_ms):
     mo.md(f"""
     Time to first token: **{ttft_ms:.0f} ms**. Whole answer: {len(streamed_text)}
@@ -201,7 +201,7 @@ def _(stream, streamed_text, ttft_ms):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     Time to first token is what users feel. Lab 7 traces it; lab 9 watches it in
@@ -238,7 +238,7 @@ def _(priced):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     Notice the prompt has more tokens than the words you typed: the chat template adds
@@ -275,7 +275,7 @@ def check_cost_fn(fn, reference):
     return labkit.right("Right. The gateway records exactly this in the usage ledger.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(my_cost, pretend):
     ex_cost = labkit.Exercise(
         "2.2", "Compute the cost", answer="my_cost",
@@ -288,7 +288,7 @@ def _(my_cost, pretend):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     The usage ledger has one row per call (never the prompt text). Per model:
@@ -303,7 +303,7 @@ def _(priced_gw):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 4. JSON you can trust: use a schema
@@ -339,7 +339,7 @@ def _(gw):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     The values may still be wrong (the tiny model invents cities): a schema guarantees the
@@ -347,47 +347,60 @@ def _():
 
     ### Exercise 2.3 · Triage a support ticket
 
-    Set `ticket` to the **parsed** result (a dict) of a call that classifies this ticket:
-    *"I was charged twice for my subscription, please fix it today!"* The dict must have
-    `category`, one of `"billing"`, `"bug"`, `"other"`, and `urgent`, a boolean. Use a
-    schema with an `enum`.
+    Set `ticket` to the result of a `gw.chat(...)` call (the `ChatResult`, not its text)
+    that classifies this ticket: *"I was charged twice for my subscription, please fix it
+    today!"* Its JSON (`ticket.json()`) must have `category`, one of `"billing"`, `"bug"`,
+    `"other"`, and `urgent`, a boolean. Use a schema with an `enum`. The check finds your
+    call in the usage ledger by its trace id: a dict typed by hand does not pass.
     """)
     return
 
 
 @app.cell
 def _():
-    # Exercise 2.3: replace None with the parsed dict
+    # Exercise 2.3: replace None with the ChatResult of your call
     ticket = None
     return (ticket,)
 
 
 @app.function(hide_code=True)
-def check_ticket(value):
-    """Exercise 2.3: a dict with category in the enum and a boolean urgent."""
+def check_ticket(value, ledger_rows):
+    """Exercise 2.3: a real call (in the ledger) whose JSON has an enum category and a
+    boolean urgent. ``ledger_rows(trace_id)`` returns that trace's ledger rows."""
     if value is None:
-        return labkit.todo("Set ticket to the parsed dict.")
-    if isinstance(value, workbench.ChatResult):
-        return labkit.wrong("That is the ChatResult; call .json() on it to get the dict.")
-    if not isinstance(value, dict):
-        return labkit.wrong(f"ticket should be a dict, not {type(value).__name__}.")
-    missing = {"category", "urgent"} - set(value)
+        return labkit.todo("Set ticket to the ChatResult of your gw.chat(...) call.")
+    if isinstance(value, dict):
+        return labkit.wrong("That is a dict: keep the ChatResult (the check reads its trace "
+                            "id and parses its JSON itself).")
+    if not isinstance(value, workbench.ChatResult):
+        return labkit.wrong(f"ticket should be a ChatResult, not {type(value).__name__}.")
+    if not labkit.made_by_gateway(value, ledger_rows):
+        return labkit.wrong("No call with this trace id, model and token count is in the "
+                            "usage ledger: make the call with gw.chat(...).")
+    try:
+        parsed = value.json()
+    except ValueError:
+        return labkit.wrong("The answer is not JSON: pass response_format with a schema.")
+    if not isinstance(parsed, dict):
+        return labkit.wrong(f"The JSON is a {type(parsed).__name__}, not an object.")
+    missing = {"category", "urgent"} - set(parsed)
     if missing:
         return labkit.wrong(f"Missing keys: {', '.join(sorted(missing))}.")
-    if value["category"] not in ("billing", "bug", "other"):
-        return labkit.wrong(f"category is {value['category']!r}: constrain it with an enum.")
-    if not isinstance(value["urgent"], bool):
+    if parsed["category"] not in ("billing", "bug", "other"):
+        return labkit.wrong(f"category is {parsed['category']!r}: constrain it with an enum.")
+    if not isinstance(parsed["urgent"], bool):
         return labkit.wrong("urgent should be a JSON boolean (true/false).")
-    note = "" if value["category"] == "billing" else (
-        f" (The model said {value['category']!r}: the shape is right, the judgement is the "
+    note = "" if parsed["category"] == "billing" else (
+        f" (The model said {parsed['category']!r}: the shape is right, the judgement is the "
         "tiny model's. Lab 5 measures that.)")
     return labkit.right("Right: valid, typed JSON every time." + note)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(gw, ticket):
     ex_json = labkit.Exercise(
-        "2.3", "Triage with a schema", answer="ticket", check=check_ticket,
+        "2.3", "Triage with a schema", answer="ticket",
+        check=lambda v: check_ticket(v, labkit.ledger_lookup(gw)),
         solution=(
             'ticket_schema = {\n'
             '    "type": "object",\n'
@@ -402,15 +415,15 @@ def _(gw, ticket):
             '    "please fix it today!",\n'
             '    response_format={"type": "json_object", "schema": ticket_schema},\n'
             '    max_tokens=40, temperature=0,\n'
-            ').json()'),
+            ')'),
         hints=["Start from city_schema above; change the properties.",
                'An enum: {"type": "string", "enum": ["billing", "bug", "other"]}.',
-               "ChatResult.json() parses the text."])
+               "ticket.json() parses the text: try it to see what the model said."])
     ex_json.feedback(ticket, env={"gw": gw})
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 5. Switching profiles
@@ -442,7 +455,7 @@ def _():
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     **Fallbacks** keep a feature working when a provider is down. The `ollama` profile
@@ -472,12 +485,16 @@ def _():
 
 
 @app.function(hide_code=True)
-def check_resilient(value):
-    """Exercise 2.4: a ChatResult from llama3.2, or from the fallback smollm2-135m."""
+def check_resilient(value, ledger_rows):
+    """Exercise 2.4: a ChatResult from llama3.2, or from the fallback smollm2-135m, made
+    by a real call (in the usage ledger)."""
     if value is None:
         return labkit.todo("Set resilient to a ChatResult.")
     if not isinstance(value, workbench.ChatResult):
         return labkit.wrong(f"resilient should be a ChatResult, not {type(value).__name__}.")
+    if not labkit.made_by_gateway(value, ledger_rows):
+        return labkit.wrong("This result is not in the usage ledger: make the call through "
+                            "a gateway (connect(...).chat(...)), do not build it by hand.")
     if value.model == "llama3.2":
         return labkit.right("Ollama answered, so no fallback was needed. Stop it and try again "
                             "to see the fallback.")
@@ -488,10 +505,11 @@ def check_resilient(value):
                         "llama3.2: use profile='ollama' and the fallbacks setting.")
 
 
-@app.cell
-def _(resilient):
+@app.cell(hide_code=True)
+def _(gw, resilient):
     ex_fallback = labkit.Exercise(
-        "2.4", "Survive an outage", answer="resilient", check=check_resilient,
+        "2.4", "Survive an outage", answer="resilient",
+        check=lambda v: check_resilient(v, labkit.ledger_lookup(gw)),
         solution=('ollama_gw = labkit.connect(profile="ollama", max_retries=0,\n'
                   '                          fallbacks={"llama3.2": ["smollm2-135m"]})\n'
                   'resilient = ollama_gw.chat("Say hi.", max_tokens=8)'),
@@ -501,7 +519,7 @@ def _(resilient):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## Recap
@@ -522,7 +540,7 @@ def _():
       (lab 3).
     - Configure fallbacks for user-facing features, and alert on `fallback_from` rates.
     - Where this fits on the way to production: the
-      [route-to-live playbook](../docs/playbooks/route-to-live.md).
+      route-to-live playbook (`docs/playbooks/route-to-live.md`).
 
     **Next:** Lab 3, governance: keys, budgets, rate limits, redaction, audit.
     """)
@@ -555,25 +573,47 @@ def test_cost_check():
 
 @app.cell
 def test_ticket_check():
-    assert check_ticket(None).todo
-    assert not check_ticket('{"category": "billing", "urgent": true}').ok
-    assert not check_ticket({"category": "money", "urgent": True}).ok
-    assert not check_ticket({"category": "billing", "urgent": "yes"}).ok
-    assert check_ticket({"category": "billing", "urgent": True}).ok
-    assert check_ticket({"category": "other", "urgent": False}).ok
+    def _result(text, tokens=7, trace="a" * 32):
+        return workbench.ChatResult(
+            response={"choices": [{"message": {"content": text}}],
+                      "usage": {"prompt_tokens": 5, "completion_tokens": tokens}},
+            trace_id=trace, model="smollm2-135m")
+
+    def _ledger(trace_id):  # one real call: trace "a"*32, 7 tokens out
+        return ([{"outcome": "ok", "model": "smollm2-135m", "tokens_out": 7}]
+                if trace_id == "a" * 32 else [])
+
+    _good = '{"category": "billing", "urgent": true}'
+    assert check_ticket(None, _ledger).todo
+    assert not check_ticket({"category": "billing", "urgent": True}, _ledger).ok  # typed
+    assert not check_ticket(_good, _ledger).ok
+    assert not check_ticket(_result(_good, trace="b" * 32), _ledger).ok  # not in the ledger
+    assert not check_ticket(_result(_good, tokens=9), _ledger).ok  # not that call
+    assert not check_ticket(_result('{"category": "money", "urgent": true}'), _ledger).ok
+    assert not check_ticket(_result('{"category": "billing", "urgent": "yes"}'), _ledger).ok
+    assert not check_ticket(_result("billing, urgent"), _ledger).ok
+    assert check_ticket(_result(_good), _ledger).ok
+    assert check_ticket(_result('{"category": "other", "urgent": false}'), _ledger).ok
     return
 
 
 @app.cell
 def test_resilient_check():
-    def _result(model, fallback_from=None):
-        return workbench.ChatResult(response={"choices": []}, trace_id="0" * 32, model=model,
-                                    fallback_from=fallback_from)
+    def _result(model, fallback_from=None, trace="0" * 32):
+        return workbench.ChatResult(response={"choices": [], "usage": {"completion_tokens": 3}},
+                                    trace_id=trace, model=model, fallback_from=fallback_from)
 
-    assert check_resilient(None).todo
-    assert not check_resilient(_result("smollm2-135m")).ok
-    assert check_resilient(_result("smollm2-135m", "llama3.2")).ok
-    assert check_resilient(_result("llama3.2")).ok
+    def _ledger(trace_id):  # trace 0…: llama3.2 failed, smollm2 answered; 1…: llama3.2 ok
+        return {"0" * 32: [{"outcome": "error", "model": "llama3.2", "tokens_out": 0},
+                           {"outcome": "ok", "model": "smollm2-135m", "tokens_out": 3}],
+                "1" * 32: [{"outcome": "ok", "model": "llama3.2", "tokens_out": 3}]
+                }.get(trace_id, [])
+
+    assert check_resilient(None, _ledger).todo
+    assert not check_resilient(_result("smollm2-135m"), _ledger).ok
+    assert not check_resilient(_result("smollm2-135m", "llama3.2", "f" * 32), _ledger).ok
+    assert check_resilient(_result("smollm2-135m", "llama3.2"), _ledger).ok
+    assert check_resilient(_result("llama3.2", trace="1" * 32), _ledger).ok
     return
 
 

@@ -18,7 +18,7 @@ with app.setup:
     from workbench.models.guardrails import RegexRecognizer
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     # Lab 3 · Governance
@@ -54,7 +54,7 @@ def _():
     return gw, run, team
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     `gw` acts as the **local owner**: no key, no limits, like an admin at a terminal.
@@ -103,7 +103,7 @@ def _(alice):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ### Exercise 3.1 · A key for the support bot
@@ -140,7 +140,7 @@ def check_support_key(value, keys, team):
     return labkit.right("Right: least privilege, one model, a small rate.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(gw, support_key_id, team):
     ex_key = labkit.Exercise(
         "3.1", "A key for the support bot", answer="support_key_id",
@@ -153,7 +153,7 @@ def _(gw, support_key_id, team):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 2. Budgets that hold under concurrency
@@ -227,7 +227,7 @@ def _(burst):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     **The fix is a reservation.** Before the call, the gateway adds the request's
@@ -274,7 +274,7 @@ def _(burst, gw, team):
     return budget_outcomes, budget_state
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     The denied requests never reached the model, and cost nothing. The price of safety: a
@@ -320,7 +320,7 @@ def check_safe_budget(cls):
                         "in parallel. The gateway does the same with one SQL UPDATE.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(SafeBudget):
     ex_budget = labkit.Exercise(
         "3.2", "Fix the toy budget", answer="SafeBudget", check=check_safe_budget,
@@ -352,7 +352,7 @@ def _(SafeBudget):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 3. Rate limits
@@ -380,7 +380,7 @@ def _(gw, team):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 4. PII and secret redaction
@@ -434,7 +434,7 @@ def _(alice, gw, team):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     The mode is a setting (`guardrail_mode`) and a per-key option
@@ -482,7 +482,7 @@ def check_employee_regex(pattern):
                         "'EMPLOYEE_ID', re.compile(pattern))).")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(employee_id_pattern):
     ex_regex = labkit.Exercise(
         "3.3", "Mask employee ids", answer="employee_id_pattern", check=check_employee_regex,
@@ -493,7 +493,7 @@ def _(employee_id_pattern):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 5. The usage ledger and the audit log
@@ -513,7 +513,7 @@ def _(budget_outcomes, gw, team):
     return (lab_usage,)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ### Exercise 3.4 · What did the team spend?
@@ -544,7 +544,7 @@ def check_team_spend(value, rows, team):
     return labkit.right(f"Right: ${want:.3f}. The same number: workbench usage --by team.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(gw, lab_usage, team, team_spend):
     _ = lab_usage  # re-check after the ledger table above is up to date
     ex_spend = labkit.Exercise(
@@ -558,7 +558,7 @@ def _(gw, lab_usage, team, team_spend):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     Admin actions (creating keys and teams, revoking keys) go to the **audit log**. Each
@@ -579,14 +579,14 @@ def _(gw):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(alice_id, gw):
     mo.md(f"Chain check: `{audit.verify(gw.store)}`. Alice's key `{alice_id}` is in it; her "
           "secret is not.")
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     What does tampering look like? On a **scratch** store (not yours), an "insider" edits
@@ -620,7 +620,7 @@ def _():
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     (An attacker who can rewrite the *whole* chain can forge it too: ship the latest hash
@@ -644,8 +644,8 @@ def _():
     - Run `workbench usage --by team,model` weekly; alert on `denied` and `error` rates.
     - Add recognizers for your own identifiers before the first real data arrives.
     - Anchor the audit chain: ship `workbench audit --json` to your log store daily.
-    - The [governance playbook](../docs/playbooks/governance.md) has the details; the
-      [route-to-live playbook](../docs/playbooks/route-to-live.md) says when each control
+    - The governance playbook (`docs/playbooks/governance.md`) has the details; the
+      route-to-live playbook (`docs/playbooks/route-to-live.md`) says when each control
       becomes mandatory.
 
     **Next:** Lab 4, RAG on LanceDB.

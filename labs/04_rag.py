@@ -14,7 +14,7 @@ with app.setup:
     from workbench.retrieval import ChunkingConfig, Collections, chunk_text
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     # Lab 4 · RAG on LanceDB
@@ -48,7 +48,7 @@ def _():
     return corpus, gw, handbook
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 1. Chunking
@@ -85,7 +85,7 @@ def _(chunk_size, handbook):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ### Exercise 4.1 · Fixed windows
@@ -134,7 +134,7 @@ def check_fixed_chunks(value):
                         "structure, which is why the default is 'markdown'.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(fixed_chunks, handbook):
     ex_chunks = labkit.Exercise(
         "4.1", "Fixed windows", answer="fixed_chunks", check=check_fixed_chunks,
@@ -148,7 +148,7 @@ def _(fixed_chunks, handbook):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 2. Ingest
@@ -173,7 +173,7 @@ def _(corpus, gw):
     return (first,)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 3. Vector, full-text or hybrid?
@@ -207,7 +207,7 @@ def _(first, gw, query_box):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     Try `ERR-4712`, then a paraphrase such as *how often do I need a new password for
@@ -215,67 +215,85 @@ def _():
 
     ### Exercise 4.2 · Which mode tells codes apart?
 
-    For the queries `ERR-4711` and `ERR-4712`, compare how far ahead the right document is
-    in each mode: the **relative margin** `(score of #1 − score of #2) / score of #1`. Set
-    `best_mode_for_codes` to the mode (`"vector"`, `"fts"` or `"hybrid"`) with the larger
-    margin on both queries. The check measures it.
+    Measure, do not guess. For the queries `ERR-4711` and `ERR-4712`, search the
+    `lab4_handbook` collection with `k=2` in each mode and compute how far ahead the top
+    hit is: the **relative margin** `(score of #1 − score of #2) / score of #1` (1 when a
+    mode returns a single hit). Set `margins_by_mode` to a dict of the margin per mode,
+    averaged over the two queries: `{"vector": ..., "fts": ..., "hybrid": ...}`. The check
+    measures the same and tells you which mode keeps the codes apart.
     """)
     return
 
 
 @app.cell
 def _():
-    # Exercise 4.2: replace None with "vector", "fts" or "hybrid"
-    best_mode_for_codes = None
-    return (best_mode_for_codes,)
+    # Exercise 4.2: replace None with {"vector": ..., "fts": ..., "hybrid": ...}
+    margins_by_mode = None
+    return (margins_by_mode,)
 
 
 @app.function(hide_code=True)
-def code_margins(gw, collection):
-    """Relative margin of the top hit over the second, per mode, summed over both codes."""
-    out = {}
-    for mode in ("vector", "fts", "hybrid"):
-        total = 0.0
-        for code in ("ERR-4711", "ERR-4712"):
-            hits = retrieval.search(gw, code, collection=collection, k=2, mode=mode)
-            if len(hits) < 2:
-                total += 1.0
-            else:
-                total += (hits[0].score - hits[1].score) / hits[0].score
-        out[mode] = total / 2
-    return out
-
-
-@app.function(hide_code=True)
-def check_best_mode(value, margins):
-    """Exercise 4.2: the mode with the largest measured margin."""
+def check_margins(value, measured):
+    """Exercise 4.2: the learner's measured margins match the check's own measurement."""
     if value is None:
-        return labkit.todo('Set best_mode_for_codes to "vector", "fts" or "hybrid".')
-    if value not in margins:
-        return labkit.wrong(f"{value!r} is not a mode; choose vector, fts or hybrid.")
-    best = max(margins, key=margins.get)
-    shown = ", ".join(f"{m} {v:.0%}" for m, v in margins.items())
-    if value != best:
-        return labkit.wrong(f"Measured margins: {shown}. {value} is not the clearest.")
-    return labkit.right(f"Right ({shown}): exact tokens are what BM25 is for. Hybrid keeps "
-                        "that strength and adds the paraphrases vector search finds.")
+        return labkit.todo("Set margins_by_mode to a dict: mode -> average relative margin.")
+    if not isinstance(value, dict):
+        return labkit.wrong(f"margins_by_mode should be a dict, not {type(value).__name__}.")
+    missing = sorted(set(measured) - set(value))
+    if missing:
+        return labkit.wrong(f"Give a margin for every mode; missing: {', '.join(missing)}.")
+    for mode, expected in measured.items():
+        got = value[mode]
+        if isinstance(got, bool) or not isinstance(got, (int, float)):
+            return labkit.wrong(f"The {mode} margin should be a number, not {got!r}.")
+        if abs(got - expected) > 0.01:
+            # The measured value stays hidden: the exercise is to measure it.
+            return labkit.wrong(f"Your {mode} margin ({got:.3f}) is not what search returns: "
+                                "compute (score #1 - score #2) / score #1 for each code, "
+                                "then average the two.")
+    best = max(measured, key=measured.get)
+    shown = ", ".join(f"{m} {v:.0%}" for m, v in measured.items())
+    why = (" Exact tokens are what BM25 is for; hybrid keeps that strength and adds the "
+           "paraphrases vector search finds." if best == "fts" else "")
+    return labkit.right(f"Right ({shown}): {best} tells the codes apart best.{why}")
 
 
-@app.cell
-def _(best_mode_for_codes, first, gw):
+@app.cell(hide_code=True)
+def _(first, gw, margins_by_mode):
     _ = first
+
+    def _measure():
+        # Private to this cell (marimo: leading underscore), so the answer cannot call it.
+        out = {}
+        for mode in ("vector", "fts", "hybrid"):
+            total = 0.0
+            for code in ("ERR-4711", "ERR-4712"):
+                hits = retrieval.search(gw, code, collection="lab4_handbook", k=2, mode=mode)
+                total += 1.0 if len(hits) < 2 else (hits[0].score - hits[1].score) / hits[0].score
+            out[mode] = total / 2
+        return out
+
     ex_mode = labkit.Exercise(
-        "4.2", "Which mode tells codes apart?", answer="best_mode_for_codes",
-        check=lambda v: check_best_mode(v, code_margins(gw, "lab4_handbook")),
-        solution='best_mode_for_codes = "fts"',
-        hints=["Type ERR-4711 into the query box and compare score #1 and #2 per mode.",
+        "4.2", "Which mode tells codes apart?", answer="margins_by_mode",
+        check=lambda v: check_margins(v, _measure()),
+        solution=(
+            "def _margin(mode, code):\n"
+            '    hits = retrieval.search(gw, code, collection="lab4_handbook", k=2, mode=mode)\n'
+            "    if len(hits) < 2:\n"
+            "        return 1.0\n"
+            "    return (hits[0].score - hits[1].score) / hits[0].score\n"
+            "\n"
+            'margins_by_mode = {m: (_margin(m, "ERR-4711") + _margin(m, "ERR-4712")) / 2\n'
+            '                   for m in ("vector", "fts", "hybrid")}'),
+        hints=["retrieval.search(gw, query, collection=..., k=2, mode=...) returns hits with "
+               ".score; the query box above shows the same numbers.",
                "Vector scores are cosine similarities: two codes that differ in one digit "
                "embed almost the same."])
-    ex_mode.feedback(best_mode_for_codes)
+    ex_mode.feedback(margins_by_mode, env={"gw": gw, "retrieval": retrieval})
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 4. Reranking
@@ -313,7 +331,7 @@ def _(first, gw):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 5. Grounded answers with citations
@@ -337,7 +355,7 @@ def _(first, gw):
     return (grounded,)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(grounded):
     mo.md(f"""
     **Answer:** {grounded.answer or "(empty)"}
@@ -349,7 +367,7 @@ def _(grounded):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ### Exercise 4.3 · Ask the handbook
@@ -368,12 +386,16 @@ def _():
 
 
 @app.function(hide_code=True)
-def check_expense_answer(value):
-    """Exercise 4.3: a grounded Answer whose sources include expenses.md."""
+def check_expense_answer(value, ledger_rows):
+    """Exercise 4.3: a grounded Answer of a real ask (in the ledger) whose top source is
+    expenses.md."""
     if value is None:
         return labkit.todo("Set expense_answer to the result of retrieval.ask(...).")
     if not isinstance(value, retrieval.Answer):
         return labkit.wrong(f"expense_answer should be an Answer, not {type(value).__name__}.")
+    if not labkit.made_by_gateway(value, ledger_rows):
+        return labkit.wrong("This answer's trace is not in the usage ledger: call "
+                            "retrieval.ask(gw, ...), do not build the Answer by hand.")
     if not value.grounded or not value.sources:
         return labkit.wrong("No sources were found: did you use collection='lab4_handbook'?")
     names = [Path(s.source).name for s in value.sources]
@@ -385,11 +407,12 @@ def check_expense_answer(value):
         ". The model's sentence may still be off: that is generation, not retrieval."))
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(expense_answer, first, gw):
     _ = first
     ex_ask = labkit.Exercise(
-        "4.3", "Ask the handbook", answer="expense_answer", check=check_expense_answer,
+        "4.3", "Ask the handbook", answer="expense_answer",
+        check=lambda v: check_expense_answer(v, labkit.ledger_lookup(gw)),
         solution=('expense_answer = retrieval.ask(gw, "When are expense reports due?",\n'
                   '                                collection="lab4_handbook", max_tokens=48)'),
         hints=["retrieval.ask(gw, question, collection=..., max_tokens=...)."])
@@ -397,7 +420,7 @@ def _(expense_answer, first, gw):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 6. Inspect the table
@@ -430,7 +453,7 @@ def _(first, gw):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## Recap
@@ -451,9 +474,9 @@ def _():
     - Keep a collection per corpus and chunking; re-ingest on a schedule or in CI
       (`workbench ingest PATH --collection C`).
     - For more than one machine, point `lancedb_uri` at object storage (see
-      [scaling](../docs/playbooks/scaling.md)); the code stays the same.
+      the scaling playbook, `docs/playbooks/scaling.md`); the code stays the same.
     - Where RAG sits on the road to production: the
-      [route-to-live playbook](../docs/playbooks/route-to-live.md).
+      route-to-live playbook (`docs/playbooks/route-to-live.md`).
 
     **Next:** Lab 5, testing GenAI.
     """)
@@ -474,12 +497,15 @@ def test_fixed_chunks_check():
 
 
 @app.cell
-def test_best_mode_check():
-    _margins = {"vector": 0.05, "fts": 0.6, "hybrid": 0.02}
-    assert check_best_mode(None, _margins).todo
-    assert not check_best_mode("bm25", _margins).ok
-    assert not check_best_mode("vector", _margins).ok
-    assert check_best_mode("fts", _margins).ok
+def test_margins_check():
+    _measured = {"vector": 0.05, "fts": 0.6, "hybrid": 0.02}
+    assert check_margins(None, _measured).todo
+    assert not check_margins("fts", _measured).ok  # the old three-way guess
+    assert not check_margins({"vector": 0.05, "fts": 0.6}, _measured).ok
+    assert not check_margins({"vector": 0.5, "fts": 0.6, "hybrid": 0.02}, _measured).ok
+    assert not check_margins({"vector": 0.05, "fts": True, "hybrid": 0.02}, _measured).ok
+    _ok = check_margins({"vector": 0.051, "fts": 0.6, "hybrid": 0.02}, _measured)
+    assert _ok.ok and "fts tells the codes apart" in _ok.message
     return
 
 
@@ -489,13 +515,21 @@ def test_expense_answer_check():
         return retrieval.Answer("q", "Due on the 5th [1].", [
             retrieval.Source(n=i + 1, source=s, title="", heading="", score=0.0,
                              similarity=0.5, snippet="") for i, s in enumerate(sources)],
-            "0" * 32, grounded=grounded)
+            "0" * 32, model="smollm2-135m", grounded=grounded, usage={"completion_tokens": 9})
 
-    assert check_expense_answer(None).todo
-    assert not check_expense_answer("Due on the 5th").ok
-    assert not check_expense_answer(_answer([], grounded=False)).ok
-    assert not check_expense_answer(_answer([os.path.join("x", "vpn.md")])).ok
-    assert check_expense_answer(_answer([os.path.join("x", "expenses.md")])).ok
+    def _ledger(trace_id):  # the ask with trace 0… was made through the gateway
+        return [{"outcome": "ok", "model": "smollm2-135m", "tokens_out": 9}] \
+            if trace_id == "0" * 32 else []
+
+    _expenses = _answer([os.path.join("x", "expenses.md")])
+    assert check_expense_answer(None, _ledger).todo
+    assert not check_expense_answer("Due on the 5th", _ledger).ok
+    assert not check_expense_answer(_answer([], grounded=False), _ledger).ok
+    assert not check_expense_answer(_answer([os.path.join("x", "vpn.md")]), _ledger).ok
+    _expenses_by_hand = retrieval.Answer("q", "Due on the 5th [1].", _expenses.sources,
+                                         "f" * 32, grounded=True)
+    assert not check_expense_answer(_expenses_by_hand, _ledger).ok
+    assert check_expense_answer(_expenses, _ledger).ok
     return
 
 

@@ -16,7 +16,7 @@ with app.setup:
     from workbench.evals import checks as c
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     # Lab 5 · Testing GenAI
@@ -52,7 +52,7 @@ def _():
     return (gw,)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 1. Exact and pattern checks
@@ -79,7 +79,7 @@ def _():
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ### Exercise 5.1 · A support-answer check
@@ -120,7 +120,7 @@ def check_support_check(value):
     return labkit.right("Right: three pattern checks composed with &, and no model call.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(support_check):
     ex_support = labkit.Exercise(
         "5.1", "A support-answer check", answer="support_check", check=check_support_check,
@@ -133,7 +133,7 @@ def _(support_check):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 2. Schema checks
@@ -161,7 +161,7 @@ def _(gw):
     return (ticket_schema,)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 3. Semantic similarity: calibrate the threshold
@@ -188,7 +188,7 @@ def _(gw):
     return reference, similarities
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     Notice the third answer: it is *wrong*, yet it shares most words with the reference.
@@ -228,7 +228,7 @@ def check_threshold(value, similarities):
                         "answers the gap narrows: that is why semantic checks need data.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(similarities, threshold):
     ex_threshold = labkit.Exercise(
         "5.2", "Pick a threshold", answer="threshold",
@@ -242,7 +242,7 @@ def _(similarities, threshold):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 4. The judge rung
@@ -284,7 +284,7 @@ def _(gw, run_judge):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 5. pytest tests for an LLM feature
@@ -346,18 +346,24 @@ def _(gw, test_source):
     pytest_run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", _folder,
          "-c", os.devnull, _folder], capture_output=True, text=True, env=_env, timeout=600)
-    mo.md(f"Exit code **{pytest_run.returncode}**:\n\n```\n"
-          f"{pytest_run.stdout.strip()[-1500:]}\n```")
-    return (pytest_run,)
+    # pytest reports failures on stdout, but a missing module or a crash goes to stderr:
+    # show both, or the learner sees an exit code and an empty box.
+    pytest_output = (pytest_run.stdout.strip() + "\n" + pytest_run.stderr.strip()).strip()
+    _fix = ("\n\npytest is not installed in this environment: install the labs extra, "
+            "`pip install -e \".[labs]\"` (the README's `make tour` does)."
+            if "No module named pytest" in pytest_run.stderr else "")
+    mo.md(f"Exit code **{pytest_run.returncode}**{_fix}\n\n```text\n"
+          f"{pytest_output[-1500:] or '(pytest printed nothing)'}\n```")
+    return (pytest_output, pytest_run)
 
 
 @app.cell
-def _(pytest_run):
-    assert pytest_run.returncode == 0, pytest_run.stdout[-2000:]  # the lab's own CI check
+def _(pytest_output, pytest_run):
+    assert pytest_run.returncode == 0, pytest_output[-2000:]  # the lab's own CI check
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ### Exercise 5.3 · Choose the rung
@@ -391,18 +397,28 @@ def check_rungs(value):
         "a one-line summary close to our reference summary": "semantic",
         "the answer is faithful to the retrieved sources": "judge",
     }
+    ladder = ["exact", "pattern", "schema", "semantic", "judge"]  # cheapest first
     if not isinstance(value, dict):
         return labkit.wrong("rungs should stay a dict.")
     if all(v is None for v in value.values()):
         return labkit.todo("Replace each None with a rung name.")
     for output, rung in want.items():
         got = value.get(output)
-        if got != rung:
-            return labkit.wrong(f"{output!r}: {got!r} is not the cheapest rung that works.")
+        if got == rung:
+            continue
+        # Say which way the answer is off: a rung below the right one cannot test the
+        # output at all; one above works but pays for more than it needs.
+        if got not in ladder:
+            return labkit.wrong(f"{output!r}: {got!r} is not a rung; choose one of "
+                                f"{', '.join(ladder)}.")
+        if ladder.index(got) < ladder.index(rung):
+            return labkit.wrong(f"{output!r}: the {got} rung cannot test this output; it "
+                                "needs a rung further up the ladder.")
+        return labkit.wrong(f"{output!r}: {got} works, but a cheaper rung tests this too.")
     return labkit.right("Right. Most of a good test suite lives on the free rungs.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(rungs):
     ex_rungs = labkit.Exercise(
         "5.3", "Choose the rung", answer="rungs", check=check_rungs,
@@ -419,7 +435,7 @@ def _(rungs):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## Recap
@@ -437,7 +453,7 @@ def _():
       `not_contains` check for secrets and PII.
     - Keep a labelled set of good and bad answers next to each semantic threshold.
     - Run the cheap rungs on every pull request (`pytest`), the judge nightly (lab 6).
-    - The [route-to-live playbook](../docs/playbooks/route-to-live.md): "tested" is the
+    - The route-to-live playbook (`docs/playbooks/route-to-live.md`): "tested" is the
       stop where these become a CI gate.
 
     **Next:** Lab 6, evals with ragas.
@@ -469,7 +485,12 @@ def test_threshold_check():
 @app.cell
 def test_rungs_check():
     assert check_rungs({"x": None}).todo
-    assert not check_rungs({"is this ticket urgent? (yes/no)": "judge"}).ok
+    _too_dear = check_rungs({"is this ticket urgent? (yes/no)": "judge"})
+    assert not _too_dear.ok and "cheaper rung" in _too_dear.message
+    _too_cheap = check_rungs({"is this ticket urgent? (yes/no)": "exact",
+                              "the reply includes the order id ORD-12345": "exact"})
+    assert not _too_cheap.ok and "cannot test" in _too_cheap.message
+    assert "not a rung" in check_rungs({"is this ticket urgent? (yes/no)": "regex"}).message
     return
 
 

@@ -19,7 +19,7 @@ with app.setup:
     FACT_CHECK = "check:fact_in_one_chunk"  # how a run names our retrieval check's scores
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     # Lab 6 · Evals with ragas
@@ -65,7 +65,7 @@ def _():
     return FAST, baseline_ingest, corpus, gw
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 1. Golden datasets
@@ -114,7 +114,7 @@ def _(sample):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     Files are edited by hand, so loading validates every row and reports **all** the
@@ -138,7 +138,7 @@ def _():
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     The golden set for this lab: questions about the handbook, each with a reference
@@ -189,7 +189,7 @@ def _(golden):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ### Exercise 6.1 · A golden row that can fail
@@ -260,7 +260,7 @@ def check_receipts_row(value):
                         "that a wrong answer can contain too.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(receipts_row):
     ex_row = labkit.Exercise(
         "6.1", "A golden row that can fail", answer="receipts_row", check=check_receipts_row,
@@ -277,7 +277,7 @@ def _(receipts_row):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 2. Metrics, and what they cost
@@ -298,7 +298,7 @@ def _():
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     A first run: the sample set's *recorded* answers (no target: nothing is generated),
@@ -370,7 +370,7 @@ def _(first_run, gw, sample):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 3. The judge: ragas through the gateway
@@ -498,7 +498,7 @@ def _(judged, labels):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ### Exercise 6.2 · Check the judge against the labels
@@ -548,7 +548,7 @@ def check_judge_labels(value, scores, labels):
         "before a judge's agreement means anything.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(judge_vs_labels, judged, labels):
     ex_labels = labkit.Exercise(
         "6.2", "Check the judge against the labels", answer="judge_vs_labels",
@@ -562,7 +562,7 @@ def _(judge_vs_labels, judged, labels):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 4. Compare a chunking change
@@ -616,7 +616,7 @@ def _():
     return (fact_check,)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     The frozen eval, as one function: every variant goes through it. The answers are
@@ -700,7 +700,7 @@ def _(base_run, fixed_run):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     `evals.compare(A, B)` lines the runs up sample by sample: the metric deltas, **what
@@ -749,7 +749,7 @@ def check_lost_fact(value, comparison):
         "answer.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(chunk_cmp, lost_fact):
     ex_lost = labkit.Exercise(
         "6.3", "Which facts did the new chunking lose?", answer="lost_fact",
@@ -762,7 +762,7 @@ def _(chunk_cmp, lost_fact):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 5. Swap the model
@@ -822,7 +822,7 @@ def _(base_run, eval_set, model_cmp, swap_run):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 6. Read the report honestly
@@ -861,7 +861,7 @@ def _(base_run, gw):
     gate = base_run.gate({"checks": 0.5, "rouge": 0.2})
     report_path = base_run.write_report(str(Path(gw.settings.data_dir) / "lab6-report.html"),
                                         gate={"checks": 0.5, "rouge": 0.2})
-    mo.md(f"""
+    _report = mo.md(f"""
     **The report.** `run.write_report(path, gate=...)` writes one self-contained HTML page
     (inline CSS and SVG, no CDN: attach it to a CI job): the summary with the gate, score
     distributions, a per-tag breakdown, every failure with its reason, every sample with
@@ -876,10 +876,12 @@ def _(base_run, gw):
     {chr(10).join(gate.lines)}
     ```
 
-    And the Markdown summary, for a CI job page or a pull-request comment:
-
-    {base_run.to_markdown()}
+    And the Markdown summary, for a CI job page or a pull-request comment (shown as its
+    source here; a CI page renders it):
     """)
+    # A fence, not inline Markdown: the summary's own headings would otherwise join this
+    # lab's table of contents.
+    mo.vstack([_report, mo.md("````markdown\n" + base_run.to_markdown().strip() + "\n````")])
     return
 
 
@@ -891,7 +893,7 @@ def _(gw):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     Every run is stored (`evals.list_runs(gw)`, `workbench eval runs`): compare any two
@@ -917,8 +919,8 @@ def _():
       every change to prompts, chunking, retrieval or model.
     - Checks and lexical metrics on every pull request; the judge nightly, on a strong
       model, with its agreement against labels tracked.
-    - The [evaluation playbook](../docs/playbooks/evaluation.md) has the full method; the
-      [route-to-live playbook](../docs/playbooks/route-to-live.md) shows where the eval
+    - The evaluation playbook (`docs/playbooks/evaluation.md`) has the full method; the
+      route-to-live playbook (`docs/playbooks/route-to-live.md`) shows where the eval
       gate sits: "tested" is the stop before "traced".
 
     **Next:** Lab 7, tracing and debugging.

@@ -17,7 +17,7 @@ with app.setup:
     from workbench.retrieval.rag import build_prompt
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     # Lab 7 · Tracing and debugging
@@ -56,7 +56,7 @@ def _():
     return gw, ingested
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 1. Instrument the pipeline
@@ -94,7 +94,7 @@ def _(gw, ingested):
     return (first_trace,)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(first_trace):
     mo.md(f"""
     The same trace as text (`workbench traces show {first_trace.trace_id[:8]}` prints it
@@ -107,7 +107,7 @@ def _(first_trace):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     The embedding call made by `search` and the chat call both landed inside the trace,
@@ -147,7 +147,7 @@ def check_slowest(value, trace):
                         "wins; then look at its tokens_in (prompt size) first.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(first_trace, slowest):
     ex_slow = labkit.Exercise(
         "7.1", "Find the slow span", answer="slowest",
@@ -160,7 +160,7 @@ def _(first_trace, slowest):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 2. The bad retrieval
@@ -183,7 +183,7 @@ def _(gw, ingested):
     return (bad_trace,)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ### Exercise 7.2 · Name the culprit
@@ -223,7 +223,7 @@ def check_culprit(answer, trace, rank_first):
                         f"almost alike), {better_mode} finds badges.md. Lab 4 showed why.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(bad_trace, better_mode, gw, retrieved_first):
     def _rank_first(mode):
         _hits = retrieval.search(gw, "the display shows ERR-4711",
@@ -244,7 +244,7 @@ def _(bad_trace, better_mode, gw, retrieved_first):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 3. Recent traces, and exporting them
@@ -262,7 +262,7 @@ def _(gw):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     To send spans to your observability stack as well, set an OTLP endpoint; the local
@@ -293,7 +293,7 @@ def _():
       `set_documents`.
     - Put the `trace_id` in every API response and log line.
     - Start each investigation from a trace; alert on p95 span durations, not averages.
-    - The [route-to-live playbook](../docs/playbooks/route-to-live.md): "traced" is the
+    - The route-to-live playbook (`docs/playbooks/route-to-live.md`): "traced" is the
       stop before production.
 
     **Next:** Lab 8, feedback and metrics that matter.

@@ -19,7 +19,7 @@ with app.setup:
     LIVE_PAGE = {}  # the optional live chat page: one server per lab session
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     # Lab 8 · Feedback and metrics that matter
@@ -73,7 +73,7 @@ def _():
     return client, gw, service
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 1. The chat widget
@@ -153,7 +153,7 @@ def _(page_switch, service):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 2. A morning of traffic
@@ -209,7 +209,7 @@ def _(MORNING, client):
     return answer_ids, events
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     The answers come from the tiny embedded model; the reactions are scripted to fit the
@@ -261,7 +261,7 @@ def _(answer_ids, client):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     Three thumbs-up clicks by carla are one row with `occurrences` 3; the re-sent rating
@@ -309,7 +309,7 @@ def _(events):
     return (RETRY_WINDOW_S,)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ### Exercise 8.1 · Spot the rephrased questions
@@ -405,7 +405,7 @@ def check_implicit_retries(fn, events, window_s):
                         "clicked for it; only behaviour says so.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(RETRY_WINDOW_S, events, implicit_retries):
     ex_retries = labkit.Exercise(
         "8.1", "Spot the rephrased questions", answer="implicit_retries",
@@ -429,7 +429,7 @@ def _(RETRY_WINDOW_S, events, implicit_retries):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     The service records what it found as feedback from code (the reference
@@ -451,7 +451,7 @@ def _(RETRY_WINDOW_S, client, events):
     return (implicit,)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 4. Vanity metrics and product metrics
@@ -489,7 +489,7 @@ def _(client, implicit):
     return (fb_rows,)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     Big numbers, and none of them says whether anyone was helped. The library computes
@@ -508,7 +508,7 @@ def _(fb_rows, gw):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     None of these rates alone says *the answer was good enough to use*. Define that as a
@@ -603,7 +603,7 @@ def check_acceptance(fn, answer_ids, rows):
                         "when answers improve; the request count does not care.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(acceptance_rate, answer_ids, fb_rows):
     ex_acceptance = labkit.Exercise(
         "8.2", "Answer acceptance rate", answer="acceptance_rate",
@@ -628,7 +628,7 @@ def _(acceptance_rate, answer_ids, fb_rows):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     Compare it with what the rates above would have told you alone: the copy rate counts
@@ -661,7 +661,7 @@ def _(fb_rows, gw):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ### Exercise 8.3 · A golden set from the edits
@@ -707,7 +707,7 @@ def check_golden(value, edits):
                         "Review them before they join the eval set: users make mistakes too.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(golden, gw):
     _edits = {r["trace_id"]: r["value"] for r in feedback.list_feedback(
         gw.store, kind="edit", limit=1000)}
@@ -724,7 +724,7 @@ def _(golden, gw):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     Close the loop: save the rows as a dataset file and score the answers users were
@@ -754,7 +754,7 @@ def _(gw):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## Recap
@@ -780,8 +780,8 @@ def _():
     - Export edits weekly (`workbench feedback export --select edit`), turn them into a
       dataset with `evals.from_feedback(path)`, review it, and grow the golden set that
       gates your pull requests.
-    - The [feedback and metrics playbook](../docs/playbooks/feedback-metrics.md), and the
-      [route-to-live playbook](../docs/playbooks/route-to-live.md): production is where
+    - The feedback and metrics playbook (`docs/playbooks/feedback-metrics.md`), and the
+      route-to-live playbook (`docs/playbooks/route-to-live.md`): production is where
       feedback starts, not where the work ends.
 
     **Next:** Lab 9, ship it.

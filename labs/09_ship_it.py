@@ -33,7 +33,7 @@ with app.setup:
     SERVERS = {}  # name -> BackgroundServer: a cell that runs again replaces its server
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     # Lab 9 · Ship it
@@ -96,7 +96,7 @@ def _():
     return HANDBOOK, MAX_TOKENS, app_key, gw, live_index, load_key, probe_key
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 1. The service
@@ -139,7 +139,7 @@ def _(MAX_TOKENS, gw, live_index):
     return live, live_settings, live_url
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ### Its contract
@@ -192,7 +192,7 @@ def _(app_key, live_url):
     return (first_answer,)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 2. Probes: is it up, and is it still right?
@@ -253,7 +253,7 @@ def _(gw, live_url, probe_key, suite):
     return (probe_report,)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(live_url, probes_file):
     mo.md(f"""
     The same run from a terminal (CI does exactly this after starting the service; exit
@@ -335,7 +335,7 @@ def check_cites_probe(value, answerable):
                         r"same rule, \[(\d+)\].")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(gw, my_probe):
     def _answerable(question):
         _hits = retrieval.search(gw, question, collection="lab9_handbook", k=1)
@@ -374,7 +374,7 @@ def _(gw, live_url, my_probe, probe_feedback, probe_key):
     return (my_probe_run,)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     If it failed: that is the probe doing its job. The 135M-parameter model often forgets
@@ -479,7 +479,7 @@ def _(GOLDEN, HANDBOOK, app_key, found_the_passage, gw, live_settings, live_url)
     return gate_runs, gate_scores
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     Both runs are stored in the lab's store. `evals.compare(live, candidate)` (the CLI:
@@ -495,7 +495,7 @@ def _(gate_runs):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     A gate turns such a comparison into a yes or no: `run.gate({"checks": threshold})`
@@ -537,7 +537,7 @@ def check_threshold(value, passes):
                         "a judge metric, leave a margin for its noise and compare runs.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(gate_runs, gate_threshold):
     ex_gate = labkit.Exercise(
         "9.2", "The threshold that blocks it", answer="gate_threshold",
@@ -561,7 +561,7 @@ def _(gate_runs):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 4. What CI runs
@@ -591,7 +591,7 @@ def _():
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     Read it as the route to live in YAML:
@@ -684,7 +684,7 @@ def _(GOLDEN, app_key, concurrency, gate_runs, live_url, load_key):
     return (load_results,)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     How to read it:
@@ -721,7 +721,7 @@ def _(live_url, load_results):
     return (service_metrics,)
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## 6. Measure the road: route-to-live metrics
@@ -815,7 +815,7 @@ def _(CHANGE_LOG):
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     Only one of the failures was an outage; the others returned 200 to every request.
@@ -887,7 +887,7 @@ def check_route_metrics(answer, changes):
                         "eval the rate would look better than it is.")
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _(CHANGE_LOG, change_failure_rate, median_lead_time_h):
     ex_route = labkit.Exercise(
         "9.3", "Lead time and change failure rate", answer="answer_93",
@@ -935,7 +935,7 @@ def _(
     return
 
 
-@app.cell
+@app.cell(hide_code=True)
 def _():
     mo.md(r"""
     ## Recap
@@ -957,19 +957,19 @@ def _():
     ## Take it to your team
 
     - Start from `templates/service/`: copy it, replace the corpus, keep its CI workflow.
-      The [deployment playbook](../docs/playbooks/deployment.md) covers containers,
+      The deployment playbook (`docs/playbooks/deployment.md`) covers containers,
       secrets, PostgreSQL, LanceDB on object storage and replicas.
     - Give the probe runner its own key (small budget, no cache) and run
       `workbench probe --watch` against production; alert on failures and drift
-      ([production health](../docs/playbooks/production-health.md)).
+      (the production health playbook, `docs/playbooks/production-health.md`).
     - Put the eval gate in every pull request that touches a prompt, a model, the index or
       its chunking, not only code.
     - Log every LLM change with its first commit, deploy time and outcome, and review lead
       time and change failure rate monthly: the
-      [route-to-live playbook](../docs/playbooks/route-to-live.md) lists the stops and
+      route-to-live playbook (`docs/playbooks/route-to-live.md`) lists the stops and
       their exit criteria.
 
-    **You have finished the labs.** The [facilitator guide](../docs/facilitator.md) has the
+    **You have finished the labs.** The facilitator guide (`docs/facilitator.md`) has the
     wrap-up: each team picks one control to adopt next week.
     """)
     return

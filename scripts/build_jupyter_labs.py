@@ -57,7 +57,12 @@ def export(lab: Path) -> dict[str, Any]:
         nb = json.loads(target.read_text(encoding="utf-8"))
     cells = []
     for cell in nb["cells"]:
+        hidden = cell.get("metadata", {}).get("marimo", {}).get("config", {}).get("hide_code")
         cell["metadata"] = {k: v for k, v in cell.get("metadata", {}).items() if k != "marimo"}
+        if cell["cell_type"] == "code" and hidden:
+            # Checkers and exercise cells (they hold the solutions) start collapsed, as in
+            # marimo; JupyterLab shows "..." to unfold them.
+            cell["metadata"]["jupyter"] = {"source_hidden": True}
         if cell["cell_type"] == "code":
             cell["outputs"] = []
             cell["execution_count"] = None

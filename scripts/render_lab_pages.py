@@ -60,7 +60,7 @@ def execute(lab: Path) -> dict[str, Any]:
         proc = subprocess.run(
             [str(Path(sys.executable).parent / "marimo"), "export", "ipynb", "--include-outputs",
              "--sort", "top-down", str(lab), "-o", str(target), "-f", "--", "--ci", "1"],
-            cwd=tmp, capture_output=True, text=True, timeout=900)
+            cwd=tmp, capture_output=True, text=True, timeout=2400)  # busy CI machines
         if proc.returncode != 0 or not target.exists():
             raise RuntimeError(f"running {lab.name} failed ({proc.returncode}):\n"
                                f"{(proc.stdout + proc.stderr)[-3000:]}")
@@ -76,9 +76,15 @@ def _text(value: Any) -> str:
     return "".join(value) if isinstance(value, list) else str(value)
 
 
+_DOC_PATH = re.compile(r"`docs/([\w./-]+\.md)`")
+
+
 def _links(markdown: str) -> str:
-    # Labs link the docs from labs/ (../docs/x.md); the page lives in docs/labs/ (../x.md).
-    return markdown.replace("](../docs/", "](../")
+    # Labs name docs pages by their path in the repository (`docs/playbooks/x.md`): a
+    # relative link 404s inside marimo, which serves the lab from the server's root. On the
+    # site the page lives in docs/labs/, so the path becomes a link to ../playbooks/x.md.
+    linked = _DOC_PATH.sub(lambda m: f"[`docs/{m.group(1)}`](../{m.group(1)})", markdown)
+    return linked.replace("](../docs/", "](../")  # an old-style relative link, if any
 
 
 def _output(out: dict[str, Any], number: str) -> str:
@@ -102,6 +108,22 @@ def _output(out: dict[str, Any], number: str) -> str:
     return ""
 
 
+def _hidden(cell: dict[str, Any]) -> bool:
+    """Code the lab hides (checkers, exercise cells with their solutions) and marimo test
+    cells (they contain passing answers) stay off the page; their outputs stay on it."""
+    meta = cell.get("metadata", {}).get("marimo", {})
+    return bool(meta.get("config", {}).get("hide_code")) or \
+        str(meta.get("name", "")).startswith("test_")
+
+
+def _fence(source: str) -> str:
+    """A code block whose fence is longer than any backtick run inside it, so a lab that
+    shows a ```bash block inside its Python does not end the block early."""
+    longest = max((len(m) for m in re.findall(r"`{3,}", source)), default=2)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}python\n{source}\n{fence}"
+
+
 def render(lab: Path, nb: dict[str, Any]) -> str:
     number = str(int(lab.stem[:2]))
     cells = nb["cells"]
@@ -123,8 +145,8 @@ def render(lab: Path, nb: dict[str, Any]) -> str:
         if cell["cell_type"] == "markdown":
             parts.append(_links(source))
             continue
-        if source:
-            parts.append(f"```python\n{source}\n```")
+        if source and not _hidden(cell):
+            parts.append(_fence(source))
         parts.extend(r for r in (_output(o, number) for o in cell.get("outputs", [])) if r)
     return "\n\n".join(parts) + "\n"
 

@@ -103,6 +103,27 @@ def todo(message: str = "Not attempted yet: edit the cell above.") -> Verdict:
     return Verdict(False, message, todo=True)
 
 
+def ledger_lookup(gw: Any) -> Callable[[str], list[dict[str, Any]]]:
+    """``trace_id -> that trace's usage-ledger rows`` in ``gw``'s store, for checks that
+    must see a real call (see :func:`made_by_gateway`)."""
+    from workbench.models import ledger
+
+    return lambda trace_id: ledger.entries(gw.store, 20, trace_id=trace_id)
+
+
+def made_by_gateway(result: Any, ledger_rows: Callable[[str], list[dict[str, Any]]]) -> bool:
+    """True when the usage ledger holds the call that produced ``result`` (a ChatResult or
+    a RAG Answer): a successful row with its trace id and, for a ChatResult, its model and
+    output tokens. A result built by hand, or a dict typed from one, has no such row."""
+    rows = [r for r in ledger_rows(getattr(result, "trace_id", "") or "")
+            if r["outcome"] in ("ok", "cached")]
+    usage = getattr(result, "usage", None)
+    if isinstance(usage, dict):  # a ChatResult: that exact call
+        return any(r["model"] == result.model
+                   and r["tokens_out"] == usage.get("completion_tokens") for r in rows)
+    return bool(rows)
+
+
 _COLOURS = {"ok": ("#e7f6ec", "#1f7a3a", "✅"), "todo": ("#eef3fb", "#2d5aa0", "✏️"),
             "wrong": ("#fdecea", "#a12b2b", "❌")}
 
@@ -333,6 +354,7 @@ def vstack(items: Sequence[Any]) -> Any:
 
 __all__ = [
     "CI_ENV", "HANDBOOK", "Exercise", "Feedback", "Html", "Verdict", "callout", "ci_mode",
-    "code_block", "connect", "details", "dropdown", "in_jupyter", "live_text", "right",
+    "code_block", "connect", "details", "dropdown", "in_jupyter", "ledger_lookup", "live_text",
+    "made_by_gateway", "right",
     "scratch_dir", "slider", "table", "text_area", "todo", "vstack", "write_corpus", "wrong",
 ]

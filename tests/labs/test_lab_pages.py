@@ -77,6 +77,34 @@ def test_render_orders_title_first_and_converts_outputs() -> None:
     assert "marimo-dropdown" not in page and "workbench lab 4" in page
 
 
+def test_render_hides_checkers_solutions_and_test_cells_but_keeps_outputs() -> None:
+    rlp = _script()
+    hidden = {"marimo": {"config": {"hide_code": True}}}
+    fenced = 's = """\n```bash\nworkbench serve\n```\n"""'
+    nb = _nb(
+        {"cell_type": "markdown", "source": ["# Lab 9 · Ship it\n", "Read `docs/playbooks/x.md`."]},
+        {"cell_type": "code", "metadata": hidden,
+         "source": ["def check_x(v):\n    return v == 'SECRET-ANSWER'"], "outputs": []},
+        {"cell_type": "code", "metadata": hidden,
+         "source": ["ex = labkit.Exercise('9.1', solution='x = SECRET_SOLUTION')"],
+         "outputs": [{"output_type": "display_data", "data": {"text/html": ["<b>to do</b>"]}}]},
+        {"cell_type": "code", "metadata": {"marimo": {"name": "test_x_check"}},
+         "source": ["assert check_x('SECRET-TEST')"], "outputs": []},
+        {"cell_type": "code", "source": [fenced], "outputs": []},
+    )
+    page = rlp.render(REPO / "labs" / "09_ship_it.py", nb)
+    assert "SECRET" not in page
+    assert "<b>to do</b>" in page  # the exercise's feedback output stays
+    assert "[`docs/playbooks/x.md`](../playbooks/x.md)" in page
+    # The Python block's fence is longer than the ```bash inside it: one block, not two.
+    assert f"````python\n{fenced}\n````" in page
+
+
+def test_labs_name_docs_by_path_not_by_a_link_that_404s_in_marimo() -> None:
+    for lab in lab_files():
+        assert "](../" not in lab.read_text(encoding="utf-8"), lab.name
+
+
 def test_a_cell_error_fails_the_render(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rlp = _script()
     broken = tmp_path / "01_broken.py"

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -134,3 +135,59 @@ def test_opens_jupyterlab_for_real_with_a_token() -> None:
 def test_tail_helper_formats_output() -> None:
     proc = subprocess.CompletedProcess(["x"], 3, "out", "err")
     assert "exit 3" in tail(proc) and "out" in tail(proc) and "err" in tail(proc)
+
+
+@pytest.mark.slow
+def test_killing_workbench_lab_frees_the_port() -> None:
+    """SIGTERM to the `workbench lab` process itself (not its process group, as a process
+    manager or a closed terminal sends it) stops the marimo server and frees the port:
+    `workbench lab` execs into marimo instead of leaving an orphan child holding it."""
+    port = free_port()
+    proc = subprocess.Popen([str(BIN / "workbench"), "lab", "1", "--no-browser", "--port",
+                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/health"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, f"exited {proc.returncode}: {proc.stdout.read()}"  # type: ignore[union-attr]
+            try:
+                if httpx.get(url, timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "marimo did not answer within 180 s"
+            time.sleep(0.5)
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while True:  # nothing answers on the port any more, and it can be bound again
+            try:
+                httpx.get(url, timeout=2)
+            except httpx.TransportError:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+                break
+            assert time.monotonic() < deadline, f"port {port} still answers after SIGTERM"
+            time.sleep(0.5)
+    finally:
+        if proc.poll() is None or _group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_run_server_execs_on_posix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """On POSIX the CLI becomes the server (same pid), in the labs' parent folder."""
+    calls: list[tuple[str, list[str], dict[str, str]]] = []
+    monkeypatch.setattr(os, "execve", lambda path, argv, env: calls.append((path, argv, env)))
+    monkeypatch.setattr(os, "chdir", lambda path: calls.append(("chdir", [str(path)], {})))
+    lab_cmds.run_server(["/bin/true", "x"], env={"A": "1"}, cwd=tmp_path)
+    assert calls == [("chdir", [str(tmp_path)], {}), ("/bin/true", ["/bin/true", "x"], {"A": "1"})]

@@ -44,8 +44,8 @@ def test_marimo_test_cells_pass(tmp_path: Path) -> None:
 def test_a_wrong_reference_solution_fails_the_ci_run(tmp_path: Path) -> None:
     """The CI mode is not a rubber stamp: break one solution and the script exits 1."""
     source = (LABS / "01_welcome.py").read_text(encoding="utf-8")
-    broken = source.replace('solution="store_url = gw.settings.resolved_store_url"',
-                            'solution="store_url = 42"')
+    broken = source.replace('solution="store_url_of = lambda g: g.settings.resolved_store_url"',
+                            'solution="store_url_of = lambda g: 42"')
     assert broken != source
     lab = tmp_path / "labs" / "01_broken.py"
     lab.parent.mkdir()

@@ -148,7 +148,28 @@ def lab(
         raise ConfigError(f"{tool} is not installed: pip install 'genai-workbench[labs]'")
     console.print(f"opening {target.name} in {tool} on profile {profile}: {shown}",
                   highlight=False)
-    code = subprocess.call(cmd, env=launch_env(root, profile), cwd=root.parent)
+    run_server(cmd, env=launch_env(root, profile), cwd=root.parent)
+
+
+def run_server(cmd: list[str], env: dict[str, str], cwd: Path) -> None:
+    """Become the server process (``exec``), so a signal sent to ``workbench lab`` (Ctrl+C,
+    a process manager's SIGTERM) reaches marimo or JupyterLab itself and the port is freed:
+    a child started with ``subprocess.call`` outlived a killed parent and kept the port.
+    Windows has no exec that keeps the process id, so there the child runs in the
+    foreground and is terminated when the parent stops."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":
+        os.chdir(cwd)
+        os.execve(cmd[0], cmd, env)  # does not return: this process is now the server
+        return
+    child = subprocess.Popen(cmd, env=env, cwd=cwd)
+    try:
+        code = child.wait()
+    finally:
+        if child.poll() is None:
+            child.terminate()
+            child.wait()
     raise typer.Exit(code)
 
 
