@@ -234,11 +234,12 @@ def test_off_sends_everything_as_is(make_gateway: Any) -> None:
 @settings(max_examples=100, deadline=None)
 @given(st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-    | st.text(alphabet="abcdefghij XYZ_-:", max_size=20),
+    | st.text(alphabet="abcdefghij XYZ_-.,", max_size=20),
     lambda inner: st.lists(inner, max_size=4)
     | st.dictionaries(st.text(alphabet="abcxyz_", max_size=8), inner, max_size=4),
     max_leaves=30))
 def test_a_body_without_pii_is_sent_unchanged(value: Any) -> None:
+    # (No ":" in the alphabet: "a::b" is a valid IPv6 address, so masking it is right.)
     from workbench.models.guardrails import Guardrails
 
     g = Guardrails()

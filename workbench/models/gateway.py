@@ -110,8 +110,8 @@ class StreamResult:
 def _content_of(chunk: dict[str, Any]) -> list[str]:
     """The content text pieces of a streamed chunk (what the caller was shown)."""
     return [text for choice in chunk.get("choices") or [] if isinstance(choice, dict)
-            for text in [(choice.get("delta") or {}).get("content")]
-            if isinstance(text, str) and text]
+            and isinstance(choice.get("delta"), dict)
+            for text in [choice["delta"].get("content")] if isinstance(text, str) and text]
 
 
 class _UnstartedGuard(Iterator[dict[str, Any]]):

@@ -196,14 +196,16 @@ class ChunkRedactor:
                 carries = True
                 continue
             cix = choice.get("index", 0)
+            cix = cix if isinstance(cix, int) else repr(cix)  # a malformed upstream's
             new = {k: walk_strings(v, self._whole) for k, v in choice.items()
                    if k not in ("delta", "logprobs")}
             if "logprobs" in choice:
                 new["logprobs"] = None
             delta = choice.get("delta")
             new_delta = self._redact_delta(cix, delta, ()) if isinstance(delta, dict) else {}
-            started = {("#", c.get("index")) for c in (delta or {}).get("tool_calls") or []
-                       if isinstance(c, dict) and c.get("id")}
+            calls = delta.get("tool_calls") if isinstance(delta, dict) else None
+            started = {("#", c.get("index")) for c in calls if isinstance(c, dict)
+                       and c.get("id")} if isinstance(calls, list) else set()
             if started:
                 # A new tool call began: the earlier ones' arguments are complete.
                 self._release(cix, new_delta, keep=_spare_all_but_tool_calls_before(started))
@@ -212,7 +214,7 @@ class ChunkRedactor:
             if isinstance(delta, dict) or new_delta:
                 new["delta"] = new_delta
             elif "delta" in choice:
-                new["delta"] = delta
+                new["delta"] = walk_strings(delta, self._whole)  # malformed: not an object
             carries = carries or bool(choice.get("finish_reason")) or _has_text(new_delta)
             new_choices.append(new)
         out["choices"] = new_choices
