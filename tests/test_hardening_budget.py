@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -387,6 +388,12 @@ def test_malformed_upstream_answer_raises_upstream_error_in_process(
 
 # -- 5. reservations of dead processes are swept; live ones never ------------------------
 def _env(store_url: str, root: Path) -> dict[str, str]:
+    # Processes that share a store share its audit key (the chain is keyed): give the
+    # child this process's key, as an operator does with WORKBENCH_AUDIT_KEY or the file.
+    key = Path(os.environ["WORKBENCH_DATA_DIR"]) / "audit.key"
+    if key.exists():
+        (root / ".wb").mkdir(exist_ok=True)
+        shutil.copy2(key, root / ".wb" / "audit.key")
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
     env.update(WORKBENCH_STORE_URL=store_url, WORKBENCH_DATA_DIR=str(root / ".wb"),
                WORKBENCH_CONFIG=str(root / "workbench.toml"))
