@@ -305,7 +305,9 @@ def test_one_shot_chat_and_ask_keep_every_span(tmp_path: Path) -> None:
     try:
         ask = json.loads(_wb("ask", "When is the lamp lit?", "--collection", "c",
                              "--max-tokens", "4", "--json",
-                             env={"WORKBENCH_OTLP_ENDPOINT": receiver.url}).stdout)
+                             # free: the model answers (an LLM span in the tree too)
+                             env={"WORKBENCH_OTLP_ENDPOINT": receiver.url,
+                                  "WORKBENCH_ANSWER_STRATEGY": "free"}).stdout)
         exported = [s for s in receiver.spans if s["trace_id"] == ask["trace_id"]]
     finally:
         receiver.close()
@@ -423,7 +425,7 @@ def test_service_question_of_3990_characters_is_400_not_500(
     from workbench.retrieval import ingest
     from workbench.service import ServiceSettings, create_service_app
 
-    gw = make_gateway()
+    gw = make_gateway(answer_strategy="free")  # the question reaches the model
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.md").write_text("# Lamp\n\n" + "The keeper lights the lamp at dusk. " * 40,
@@ -519,7 +521,7 @@ def test_readyz_is_red_on_a_really_full_disk(make_gateway: Callable[..., Gateway
                           chat_model="fake-model", store=store)
         client = TestClient(create_app(gw), raise_server_exceptions=False)
         assert client.get("/readyz").status_code == 200
-        with open(mnt / "filler", "wb") as fh:
+        with open(mnt / "filler", "wb", buffering=0) as fh:  # nothing left to flush at close
             try:
                 while True:
                     fh.write(b"\0" * 65536)
