@@ -66,13 +66,19 @@ def tokenizer_path() -> Path:
     return Path(__file__).parent / "data" / "minilm-tokenizer.json"
 
 
+def _content_text(message: dict[str, Any]) -> str:
+    """A message's text: its content string, or its text parts joined."""
+    content = message.get("content") or ""
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return str(content)
+
+
 def _render_completion_prompt(messages: list[dict[str, Any]]) -> str:
     """Gemma 270M is a base model: chat templates make it echo; plain Q/A text works."""
     lines = []
     for m in messages:
-        content = m.get("content") or ""
-        if isinstance(content, list):
-            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        content = _content_text(m)
         role = m.get("role")
         if role in ("system", "developer"):
             lines.append(str(content))
@@ -115,13 +121,7 @@ class ContextTooLong(BadRequest):
 
 
 def _message_text(messages: list[dict[str, Any]]) -> str:
-    parts = []
-    for m in messages:
-        content = m.get("content") or ""
-        if isinstance(content, list):
-            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-        parts.append(f"{m.get('role') or ''}\n{content}")
-    return "\n".join(parts)
+    return "\n".join(f"{m.get('role') or ''}\n{_content_text(m)}" for m in messages)
 
 
 class OnnxEmbedder:
