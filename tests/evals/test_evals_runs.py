@@ -246,5 +246,8 @@ def test_rag_target_answers_with_contexts_and_records_the_pipeline(gw: Gateway,
     assert cfg["kind"] == "rag" and cfg["retrieval_mode"] == "hybrid" and cfg["k"] == 2
     assert cfg["chunking"]["strategy"] == "markdown" and cfg["model"] == "smollm2-135m"
     assert cfg["prompt_hash"] and cfg["embed_model"] == "minilm-l6-v2"
+    # The embedded model answers extractively: retrieval and evidence scoring embed, no
+    # chat call; every call of the answer is in one trace.
+    assert cfg["answer_strategy"] == "extractive"
     endpoints = {r["endpoint"] for r in ledger.entries(gw.store, trace_id=rec.trace_id)}
-    assert endpoints == {"chat", "embeddings"}  # the answer and its retrieval: one trace
+    assert endpoints == {"embeddings"}

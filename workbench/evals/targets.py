@@ -121,7 +121,7 @@ def rag_target(gw: Gateway, *, collection: str = "docs", k: int = 3, mode: str =
                chars_per_source: int = 600) -> Target:
     """``workbench.retrieval.ask`` as a target. The judged contexts are the chunks the
     answer was grounded on (the same search, recorded under the answer's trace id)."""
-    from workbench.retrieval import Collections, Searcher, ask
+    from workbench.retrieval import Collections, Searcher, answer_strategies, ask
     from workbench.retrieval import rag as rag_mod
 
     meta = Collections.for_settings(gw.settings).require_meta(collection)
@@ -145,6 +145,8 @@ def rag_target(gw: Gateway, *, collection: str = "docs", k: int = 3, mode: str =
         "model": model or gw.settings.default_chat_model, "max_tokens": max_tokens,
         "prompt_hash": prompt_hash(f"{rag_mod.SYSTEM_PROMPT}|{chars_per_source}"),
         "chunking": dict(meta.chunking), "embed_model": meta.embed_model,
+        # extractive / constrained / free: a strategy change is a change `eval compare` shows
+        "answer_strategy": answer_strategies.resolve(gw, gw.spec(model)),
     })
 
 
