@@ -117,10 +117,11 @@ def made_by_gateway(result: Any, ledger_rows: Callable[[str], list[dict[str, Any
     output tokens. A result built by hand, or a dict typed from one, has no such row."""
     rows = [r for r in ledger_rows(getattr(result, "trace_id", "") or "")
             if r["outcome"] in ("ok", "cached")]
-    usage = getattr(result, "usage", None)
-    if isinstance(usage, dict):  # a ChatResult: that exact call
+    if hasattr(result, "response"):  # a ChatResult: that exact call
+        usage = result.usage
         return any(r["model"] == result.model
                    and r["tokens_out"] == usage.get("completion_tokens") for r in rows)
+    # A RAG Answer: any call of its trace (an extractive answer makes embedding calls only).
     return bool(rows)
 
 
