@@ -156,7 +156,7 @@ def test_audit_actors_key_file_and_a_clean_verify(any_store: Store) -> None:
     rows = audit.entries(any_store)
     assert [r["actor"] for r in rows[:3]] == [f"cli:{getpass.getuser()}", "key:key_admin1",
                                               f"cli:{getpass.getuser()}"]
-    key_file = _data_dir() / audit.KEY_FILE
+    key_file = audit._data_dir(any_store) / audit.KEY_FILE  # beside SQLite's file, else data dir
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert key_file.read_text().strip() not in json.dumps(rows, default=str)
     check = audit.verify(any_store)
@@ -198,7 +198,7 @@ def test_audit_edit_and_rechain_with_plain_sha256_is_detected(any_store: Store) 
 def test_audit_wrong_and_missing_key(any_store: Store, monkeypatch: pytest.MonkeyPatch
                                      ) -> None:
     _admin(any_store)
-    key_file = _data_dir() / audit.KEY_FILE
+    key_file = audit._data_dir(any_store) / audit.KEY_FILE
     monkeypatch.setenv(audit.KEY_ENV, secrets.token_hex(32))  # the env var wins over the file
     check = audit.verify(any_store)
     assert not check.ok and "wrong key" in check.reason

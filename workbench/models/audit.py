@@ -76,7 +76,16 @@ def http_actor(key_id: str | None) -> str:
 
 
 # -- the key and the anchor --------------------------------------------------------------
-def _data_dir() -> Path:
+def _data_dir(store: Store | None = None) -> Path:
+    """Where the key file and the anchor live: beside a SQLite store's file (its data
+    dir, also when a notebook or a lab builds ``Settings(data_dir=...)`` in code), else the
+    settings' data dir (PostgreSQL: set ``WORKBENCH_AUDIT_KEY`` on every replica)."""
+    if store is not None and store.is_sqlite:
+        from sqlalchemy.engine import make_url
+
+        db = make_url(store.url).database
+        if db and db != ":memory:":
+            return Path(db).resolve().parent
     from workbench.config import load_settings
 
     return Path(load_settings().data_dir)
@@ -154,7 +163,7 @@ def _anchor_mac(key: AuditKey, entry: dict[str, Any]) -> str:
 
 def read_anchor(store: Store, data_dir: Path | None = None) -> dict[str, Any] | None:
     """The anchored head of ``store``'s chain in this data dir, if any."""
-    path = (data_dir or _data_dir()) / ANCHOR_FILE
+    path = (data_dir or _data_dir(store)) / ANCHOR_FILE
     try:
         anchors = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -233,7 +242,7 @@ def append(store: Store, conn: Connection, *, actor: str, action: str, target: s
         conn.execute(text("SELECT pg_advisory_xact_lock(7770002)"))
     if ":" not in actor:
         actor = f"{actor}:{os_user()}"
-    data_dir = _data_dir()
+    data_dir = _data_dir(store)
     last = conn.execute(select(audit).order_by(audit.c.id.desc()).limit(1)).first()
     key = load_key(data_dir)
     keyed_head = key is not None and last is not None and last.hash == _keyed_hash(
@@ -348,7 +357,7 @@ class AuditCheck:
 
 def verify(store: Store, *, data_dir: Path | None = None) -> AuditCheck:
     """Recompute the chain with the audit key and compare its head with the anchor."""
-    data_dir = data_dir or _data_dir()
+    data_dir = data_dir or _data_dir(store)
     try:
         key = load_key(data_dir)
     except ConfigError as exc:
