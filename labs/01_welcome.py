@@ -243,8 +243,9 @@ def _(gw, store_url_of):
         solution="store_url_of = lambda g: g.settings.resolved_store_url",
         hints=["g.settings is a pydantic model: try typing gw.settings. and look around.",
                "The property's name starts with resolved_."])
-    ex_store.feedback(store_url_of)
+    _verdict = ex_store.feedback(store_url_of)
     _other.close()
+    _verdict  # the cell's output: the last expression
     return
 
 
