@@ -92,3 +92,12 @@ def test_stream_redactor_masks_pii_split_across_chunks(chunk: int) -> None:
     assert out == G.mask(text).text
     assert "jane.doe" not in out and "4111" not in out
     assert {f.kind for f in r.findings} >= {"EMAIL", "CARD", "PHONE"}
+
+
+def test_loopback_and_unspecified_addresses_are_not_pii() -> None:
+    from workbench.models.guardrails import Guardrails
+
+    g = Guardrails()
+    text = "Bind 127.0.0.1 or ::1, never 0.0.0.0; the client was 203.0.113.9 and 10.1.2.3."
+    assert g.mask(text).text == ("Bind 127.0.0.1 or ::1, never 0.0.0.0; the client was [IP] "
+                                 "and [IP].")

@@ -119,7 +119,8 @@ def write_project(root: Path, *, upstream: str | None = None, store_url: str | N
                   'embed_model = "minilm-l6-v2"',
                   f'models = [{{ name = "{MOCK_MODEL}", provider = "mock", '
                   f"input_usd_per_mtok = {price_in}, output_usd_per_mtok = {price_out}, "
-                  "max_output_tokens = 64 }]"]
+                  # a hosted model's window: `auto` answers with it (free strategy)
+                  "max_output_tokens = 64, context_window = 128000 }]"]
     lines += ["", "[service]"] + [f"{k} = {json.dumps(v)}" for k, v in service.items()]
     (root / "workbench.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root / "workbench.toml"

@@ -308,12 +308,14 @@ def iban_ok(candidate: str) -> bool:
 
 
 def ip_ok(candidate: str) -> bool:
-    """Whether ``candidate`` is a valid IPv4/IPv6 address."""
+    """Whether ``candidate`` is an IPv4/IPv6 address that can point at someone: loopback
+    (127.0.0.1, ::1) and unspecified (0.0.0.0, ::) addresses identify nobody, and masking
+    them would garble every "bind 127.0.0.1" in messages and docs."""
     try:
-        ipaddress.ip_address(candidate)
+        addr = ipaddress.ip_address(candidate)
     except ValueError:
         return False
-    return True
+    return not (addr.is_loopback or addr.is_unspecified)
 
 
 def _paren_phone_ok(candidate: str) -> bool:
