@@ -48,7 +48,9 @@ def tour_step(gateway: Gateway, trace_id: str | None = None) -> dict[str, Any]:
         lines += [f"    {line}" for line in str(edit["diff"]).splitlines()[2:8]]
     lines.append(f"see it again: workbench traces show {trace_id}; "
                  "workbench feedback list --trace " + trace_id)
-    ok = bool(trace.llm_spans()) and all(r.feedback["linked"] for r in recorded)
+    # An extractive answer (the embedded default) makes embedding calls, no chat call.
+    model_calls = [s for s in trace.spans if s.kind in ("LLM", "EMBEDDING")]
+    ok = bool(model_calls) and all(r.feedback["linked"] for r in recorded)
     return {"title": "Trace and feedback (observability)", "ok": ok, "lines": lines,
             "data": {"trace_id": trace_id, "spans": len(trace.spans),
                      "feedback_ids": [r.id for r in recorded]}}
