@@ -248,9 +248,9 @@ class RunStore:
         self.store = store
 
     def save(self, run: Run) -> Run:
-        from workbench.models.guardrails import Guardrails
+        from workbench.models.guardrails import default_guardrails
 
-        g = Guardrails()
+        g = default_guardrails()
 
         def m(text: str | None) -> str | None:
             return None if text is None else g.mask(text).text
