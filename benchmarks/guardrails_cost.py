@@ -1,6 +1,6 @@
 """Guardrails cost per KB of text: the current recognizers (Unicode normalisation, digit-
 group windows, JSON-escape decoding) against a baseline version of
-``workbench/models/guardrails.py`` loaded from git, both measured in this run.
+``workbench/guardrails.py`` loaded from git, both measured in this run.
 
 Texts (each ~``--kb`` KB): ASCII prose without PII (the common case, fast path), prose
 with PII, prose with accents and CJK (the per-character path), JSON tool-call arguments
@@ -55,7 +55,7 @@ def texts(kb: int) -> dict[str, str]:
 
 def load_baseline(ref: str) -> Any | None:
     try:
-        src = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:workbench/models/guardrails.py"],
+        src = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:workbench/guardrails.py"],
                              check=True, capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
         print(f"baseline {ref}: not measured ({type(exc).__name__}: not a git checkout "
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.kb, args.rounds = 2, 3
 
-    from workbench.models.guardrails import Guardrails
+    from workbench.guardrails import Guardrails
     from workbench.models.redaction import redact_request
 
     current = Guardrails()

@@ -15,7 +15,7 @@ with app.setup:
 
     import workbench
     from workbench.models import audit
-    from workbench.models.guardrails import RegexRecognizer
+    from workbench.guardrails import RegexRecognizer
 
 
 @app.cell(hide_code=True)

@@ -23,9 +23,9 @@ with app.setup:
 
     import workbench
     from workbench import evals, retrieval
-    from workbench.evals import checks
-    from workbench.observability import probes, traces
-    from workbench.observability.probe_checks import check as probe_check
+    from workbench.evals import checks, probes
+    from workbench.evals.probe_checks import check as probe_check
+    from workbench.observability import traces
     from workbench.retrieval import ChunkingConfig
     from workbench.retrieval.rag import MIN_SIMILARITY
     from workbench.service import BackgroundServer, ServiceSettings, create_service_app

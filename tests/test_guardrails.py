@@ -5,7 +5,7 @@ import re
 import pytest
 
 from workbench.errors import ContentBlocked
-from workbench.models.guardrails import Finding, Guardrails, RegexRecognizer, iban_ok, luhn_ok
+from workbench.guardrails import Finding, Guardrails, RegexRecognizer, iban_ok, luhn_ok
 
 G = Guardrails()
 
@@ -83,7 +83,7 @@ def test_overlaps_do_not_double_mask() -> None:
 
 @pytest.mark.parametrize("chunk", [1, 3, 7, 50])
 def test_stream_redactor_masks_pii_split_across_chunks(chunk: int) -> None:
-    from workbench.models.guardrails import StreamRedactor
+    from workbench.guardrails import StreamRedactor
 
     text = ("Reach jane.doe@example.com or card 4111 1111 1111 1111, then call "
             "+44 20 7946 0958. Thanks! " * 3)
@@ -95,7 +95,7 @@ def test_stream_redactor_masks_pii_split_across_chunks(chunk: int) -> None:
 
 
 def test_loopback_and_unspecified_addresses_are_not_pii() -> None:
-    from workbench.models.guardrails import Guardrails
+    from workbench.guardrails import Guardrails
 
     g = Guardrails()
     text = "Bind 127.0.0.1 or ::1, never 0.0.0.0; the client was 203.0.113.9 and 10.1.2.3."

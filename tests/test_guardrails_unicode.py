@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.disguises import CANARIES, ZERO_WIDTH, Canary, canaries, core, disguised, survives
-from workbench.models.guardrails import Guardrails, StreamRedactor, luhn_ok, normalise
+from workbench.guardrails import Guardrails, StreamRedactor, luhn_ok, normalise
 
 G = Guardrails()
 

@@ -240,7 +240,7 @@ def test_off_sends_everything_as_is(make_gateway: Any) -> None:
     max_leaves=30))
 def test_a_body_without_pii_is_sent_unchanged(value: Any) -> None:
     # (No ":" in the alphabet: "a::b" is a valid IPv6 address, so masking it is right.)
-    from workbench.models.guardrails import Guardrails
+    from workbench.guardrails import Guardrails
 
     g = Guardrails()
     assert walk_strings(value, lambda s: g.mask(s).text) == value

@@ -36,7 +36,7 @@ from tests.service.service_helpers import (
 )
 from workbench.errors import BadRequest, ModelNotFound, WorkbenchError
 from workbench.models.gateway import Gateway
-from workbench.models.guardrails import pseudonymise
+from workbench.guardrails import pseudonymise
 from workbench.observability import feedback
 from workbench.observability.access_log import RedactQueryFilter, redact_request_path
 from workbench.retrieval import Collections, ask, ingest, search

@@ -30,9 +30,9 @@ _EXPORTS: dict[str, str] = {
     "Store": "workbench.store",
     "Policy": "workbench.models.policy",
     "Principal": "workbench.models.policy",
-    "Guardrails": "workbench.models.guardrails",
-    "Recognizer": "workbench.models.guardrails",
-    "Finding": "workbench.models.guardrails",
+    "Guardrails": "workbench.guardrails",
+    "Recognizer": "workbench.guardrails",
+    "Finding": "workbench.guardrails",
     "Provider": "workbench.models.providers",
     "OpenAICompatibleProvider": "workbench.models.providers",
     "WorkbenchError": "workbench.errors",
@@ -67,7 +67,7 @@ if TYPE_CHECKING:
         WorkbenchError,
     )
     from workbench.models.gateway import Gateway, StreamResult
-    from workbench.models.guardrails import Finding, Guardrails, Recognizer
+    from workbench.guardrails import Finding, Guardrails, Recognizer
     from workbench.models.policy import Policy, Principal
     from workbench.models.providers import OpenAICompatibleProvider, Provider
     from workbench.models.types import ChatResult, EmbeddingResult

@@ -21,7 +21,7 @@ class WorkbenchError(Exception):
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
         # Imported here: guardrails imports this module (ContentBlocked).
-        from workbench.models.guardrails import mask_text
+        from workbench.guardrails import mask_text
 
         message = mask_text(message)
         super().__init__(message)

@@ -19,7 +19,7 @@ def test_template_files_are_valid_and_consistent() -> None:
     import yaml
 
     from workbench.evals import load
-    from workbench.observability.probes import load_probes
+    from workbench.evals.probes import load_probes
     from workbench.service.settings import load_service_settings
 
     settings = load_service_settings(TEMPLATE / "workbench.toml", environ={})

@@ -230,7 +230,7 @@ def probe(
     import os
 
     from workbench.errors import BadRequest
-    from workbench.observability import probes as pr
+    from workbench.evals import probes as pr
 
     if api not in ("auto", "openai", "ask"):
         raise BadRequest(f"--api {api!r}: use openai, ask or auto")

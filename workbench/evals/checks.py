@@ -27,7 +27,7 @@ from workbench.errors import BadRequest
 
 if TYPE_CHECKING:
     from workbench.models.gateway import Gateway
-    from workbench.models.guardrails import Guardrails
+    from workbench.guardrails import Guardrails
 
 
 @dataclass(frozen=True)
@@ -432,7 +432,7 @@ def pii_free(guardrails: Guardrails | None = None) -> Check:
 
     def run(out: Output) -> CheckResult:
         if not holder:
-            from workbench.models.guardrails import Guardrails
+            from workbench.guardrails import Guardrails
 
             holder.append(Guardrails())
         findings = holder[0].scan(out.answer)

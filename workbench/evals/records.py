@@ -15,7 +15,7 @@ REASON_CHARS = 300
 def clean_reason(text: str) -> str:
     """One line, PII/secrets masked, at most REASON_CHARS: reasons are stored and shown
     in reports, and an error message can quote the text that caused it."""
-    from workbench.models.guardrails import mask_text
+    from workbench.guardrails import mask_text
 
     flat = mask_text(" ".join(text.split()))
     return flat if len(flat) <= REASON_CHARS else flat[:REASON_CHARS - 1] + "…"

@@ -38,7 +38,7 @@ def _e(text: Any) -> str:
     """Escaped for HTML, and PII/secrets masked: a report is an artifact that travels (CI,
     PR comments), and questions, answers, contexts, reasons and even sample ids or tags
     come from data that may hold them."""
-    from workbench.models.guardrails import mask_text
+    from workbench.guardrails import mask_text
 
     return html.escape("" if text is None else mask_text(str(text)))
 
@@ -58,7 +58,7 @@ def _color(v: float | None) -> str:
 
 
 def _clip(text: str | None, n: int = 280) -> str:
-    from workbench.models.guardrails import mask_text
+    from workbench.guardrails import mask_text
 
     # Masked before the cut: a cut through an email would leave half of it unrecognised.
     flat = mask_text(" ".join((text or "").split()))
@@ -335,7 +335,7 @@ def write_report(run: Run, path: str | Path, **kw: Any) -> Path:
 # -- Markdown --------------------------------------------------------------------------
 def _md(text: Any) -> str:
     """One Markdown table cell, PII/secrets masked (see :func:`_e`)."""
-    from workbench.models.guardrails import mask_text
+    from workbench.guardrails import mask_text
 
     return mask_text(str(text if text is not None else "")).replace("|", "\\|").replace(
         "\n", " ")

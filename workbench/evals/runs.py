@@ -248,7 +248,7 @@ class RunStore:
         self.store = store
 
     def save(self, run: Run) -> Run:
-        from workbench.models.guardrails import default_guardrails
+        from workbench.guardrails import default_guardrails
 
         g = default_guardrails()
 

@@ -29,7 +29,7 @@ from workbench.errors import BadRequest, ModelNotFound, UpstreamError, Workbench
 from workbench.models import audit as audit_log
 from workbench.models import ledger as ledger_mod
 from workbench.models import metering
-from workbench.models.guardrails import Guardrails
+from workbench.guardrails import Guardrails
 from workbench.models.policy import Policy, Principal, Reservation
 from workbench.models.providers import OpenAICompatibleProvider, Provider
 from workbench.models.redaction import ChunkRedactor, redact_request, redact_response

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from workbench.models.guardrails import Guardrails, StreamRedactor
+from workbench.guardrails import Guardrails, StreamRedactor
 
 # Request fields the Gateway sets itself (the resolved upstream model name).
 _GATEWAY_FIELDS = frozenset({"model"})

@@ -178,7 +178,7 @@ def validation_error_message(exc: RequestValidationError) -> str:
     only (never the offending input, which may be prompt text). Still masked: a field
     path can be a caller's dict key and some pydantic messages quote the input (a union
     tag, say)."""
-    from workbench.models.guardrails import mask_text
+    from workbench.guardrails import mask_text
 
     errors = list(exc.errors())
     for err in errors:

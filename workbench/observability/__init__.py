@@ -1,8 +1,8 @@
-"""Observability: tracing (OpenTelemetry + OpenInference), feedback, probes, metrics.
+"""Observability: tracing (OpenTelemetry + OpenInference), feedback, metrics.
 
 Submodules load on first use so that ``import workbench`` stays fast::
 
-    from workbench.observability import tracing, feedback, probes, traces, metrics
+    from workbench.observability import tracing, feedback, traces, metrics
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_SUBMODULES = ("tracing", "traces", "feedback", "feedback_http", "probes", "probe_checks",
+_SUBMODULES = ("tracing", "traces", "feedback", "feedback_http",
                "metrics", "views", "schema", "exporters", "tour", "semconv", "genai_metrics",
                "feedback_export", "prometheus")
 

@@ -20,7 +20,7 @@ QUERY_PLACEHOLDER = "?[QUERY]"
 
 def redact_request_path(full_path: str) -> str:
     """``/ask?q=x`` -> ``/ask?[QUERY]``; PII/secrets in the (percent-decoded) path masked."""
-    from workbench.models.guardrails import mask_text
+    from workbench.guardrails import mask_text
 
     path, sep, _ = full_path.partition("?")
     # Decoded first: "alice%40example.com" would slip past the email pattern.

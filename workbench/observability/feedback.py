@@ -308,7 +308,7 @@ def _masked(fb: FeedbackIn) -> FeedbackIn:
     golden data, as the gateway masks prompts. Identifiers (score ``name``, ``source_id``,
     metadata keys) are pseudonymised instead: masked, plus a short hash when they held PII,
     so two different ones never merge into one row or key."""
-    from workbench.models.guardrails import mask_text, pseudonymise
+    from workbench.guardrails import mask_text, pseudonymise
 
     def clean(v: Any) -> Any:
         if isinstance(v, str):

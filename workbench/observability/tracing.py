@@ -179,7 +179,7 @@ class SpanHandle:
         if not self.otel.is_recording():
             return
         message = getattr(exc, "message", None) or type(exc).__name__
-        from workbench.models.guardrails import mask_text
+        from workbench.guardrails import mask_text
 
         # Workbench errors are masked when made; others (a jsonschema error) may quote input.
         message = mask_text(str(message))
@@ -605,7 +605,7 @@ def start_call(gateway: Gateway, operation: str, trace_id: str | None,
     kind = "EMBEDDING" if operation == "embed" else "LLM"
     handle = tracer.start(operation, kind, trace_id=trace_id)
     if handle.recording:
-        from workbench.models.guardrails import mask_text
+        from workbench.guardrails import mask_text
 
         principal = gateway.principal
         session_id = _SESSION_ID.get()

@@ -186,7 +186,7 @@ def load_pdf(data: bytes, path: Path) -> LoadedDoc:
     except Skip:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
-        from workbench.models.guardrails import mask_text
+        from workbench.guardrails import mask_text
 
         # pypdf reports damaged files through several exception types; their text can
         # quote the document, and the reason is printed and kept in the report.
@@ -220,7 +220,7 @@ def load_bytes(data: bytes, path: Path) -> LoadedDoc:
 def mask_doc(doc: LoadedDoc) -> LoadedDoc:
     """The document with PII/secrets masked by the default guardrails (title too). Pages are
     masked one by one, so each page's start offset stays exact however long the masks."""
-    from workbench.models.guardrails import mask_text
+    from workbench.guardrails import mask_text
 
     bounds = [*doc.page_starts, len(doc.text)] if doc.page_starts else [0, len(doc.text)]
     pages = [mask_text(doc.text[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]

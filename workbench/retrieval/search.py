@@ -67,7 +67,7 @@ class Hit:
     def masked(self) -> Hit:
         """A copy with PII/secrets in text, title and heading masked (default guardrails):
         what callers are shown unless the ``mask_sources`` setting is off."""
-        from workbench.models.guardrails import mask_text
+        from workbench.guardrails import mask_text
 
         return replace(self, text=mask_text(self.text), title=mask_text(self.title),
                        heading=mask_text(self.heading), ranks=dict(self.ranks))

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import insert, select, update
 
 from workbench.errors import BadRequest, ConfigError, WorkbenchError
-from workbench.observability.probe_checks import Expectation, Verdict, check
+from workbench.evals.probe_checks import Expectation, Verdict, check
 from workbench.observability.schema import ensure_schema, probe_results, probe_runs
 from workbench.observability.views import html_table
 from workbench.store import Store
