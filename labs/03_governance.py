@@ -14,8 +14,8 @@ with app.setup:
     import marimo as mo
 
     import workbench
-    from workbench.models import audit
     from workbench.guardrails import RegexRecognizer
+    from workbench.models import audit
 
 
 @app.cell(hide_code=True)

@@ -35,8 +35,8 @@ from tests.service.service_helpers import (
     write_project,
 )
 from workbench.errors import BadRequest, ModelNotFound, WorkbenchError
-from workbench.models.gateway import Gateway
 from workbench.guardrails import pseudonymise
+from workbench.models.gateway import Gateway
 from workbench.observability import feedback
 from workbench.observability.access_log import RedactQueryFilter, redact_request_path
 from workbench.retrieval import Collections, ask, ingest, search

@@ -66,8 +66,8 @@ if TYPE_CHECKING:
         UpstreamTimeout,
         WorkbenchError,
     )
-    from workbench.models.gateway import Gateway, StreamResult
     from workbench.guardrails import Finding, Guardrails, Recognizer
+    from workbench.models.gateway import Gateway, StreamResult
     from workbench.models.policy import Policy, Principal
     from workbench.models.providers import OpenAICompatibleProvider, Provider
     from workbench.models.types import ChatResult, EmbeddingResult

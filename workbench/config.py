@@ -11,11 +11,14 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from workbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from workbench.guardrails import Guardrails
 
 GuardrailMode = Literal["mask", "block", "log-only", "off"]
 ModelKind = Literal["chat", "completion", "embedding"]
@@ -162,6 +165,11 @@ class Settings(BaseModel):
         description="Default PII/secret handling for principals without their own mode.",
     )
     output_guardrails: bool = Field(True, description="Also redact PII/secrets in model output.")
+    redaction_patterns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Your own identifiers to mask everywhere the workbench masks PII (prompts, "
+        "answers, traces, feedback, eval runs, errors): KIND -> regular expression, e.g. "
+        "EMPLOYEE_ID = 'EMP-\\d{6}' masks as [EMPLOYEE_ID].")
     mask_sources: bool = Field(
         True, description="Mask PII/secrets in retrieved text shown to callers (/ask sources, "
         "`workbench search`/`ask`); false shows the stored text as is.")
@@ -206,6 +214,23 @@ class Settings(BaseModel):
             raise ValueError(f"{', '.join(bad)} must name an environment variable "
                              "(letters, digits, '_'), not hold a value")
         return {k.lower(): v for k, v in names.items()}
+
+    @field_validator("redaction_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: dict[str, str]) -> dict[str, str]:
+        from workbench.guardrails import pattern_recognizer
+
+        for kind, pattern in patterns.items():
+            pattern_recognizer(kind, pattern)  # raises ValueError naming what is wrong
+        return patterns
+
+    def redaction_policy(self) -> Guardrails:
+        """The redaction policy these settings describe (default recognizers plus
+        ``redaction_patterns``); it becomes the process's policy too (see
+        :func:`workbench.guardrails.redaction_policy`)."""
+        from workbench.guardrails import redaction_policy
+
+        return redaction_policy(self.redaction_patterns)
 
     @property
     def resolved_store_url(self) -> str:
@@ -299,4 +324,5 @@ def load_settings(
             f"invalid settings ({problems}); check workbench.toml and WORKBENCH_* variables"
         ) from None
     settings.active_profile()  # fail early on an unknown profile
+    settings.redaction_policy()  # the process's policy from now on (errors, feedback, ...)
     return settings

@@ -20,7 +20,7 @@ import ipaddress
 import re
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
@@ -491,24 +491,66 @@ class StreamRedactor:
         return self._release(len(self._pending))
 
 
-@functools.cache
+KIND_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
+
+
+def pattern_recognizer(kind: str, pattern: str) -> RegexRecognizer:
+    """A recognizer for a team's own identifiers (``EMPLOYEE_ID``, ``r"EMP-\\d{6}"``);
+    matches are masked as ``[KIND]``. Raises ``ValueError`` naming what is wrong."""
+    if not KIND_RE.match(kind):
+        raise ValueError(f"redaction pattern name {kind[:40]!r}: use 1-32 upper-case letters, "
+                         "digits or _ starting with a letter (it is shown as [NAME])")
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"redaction pattern {kind}: not a regular expression ({exc})") from None
+    if compiled.match(""):
+        raise ValueError(f"redaction pattern {kind} matches the empty string: it would mask "
+                         "nothing useful and everything in between")
+    return RegexRecognizer(kind, compiled)
+
+
+@functools.lru_cache(maxsize=32)
+def _policy(patterns: tuple[tuple[str, str], ...]) -> Guardrails:
+    return Guardrails([*default_recognizers(),
+                       *(pattern_recognizer(k, v) for k, v in patterns)])
+
+
+_PROCESS_POLICY: list[Guardrails] = []  # the policy of the settings loaded last, if any
+
+
+def redaction_policy(patterns: Mapping[str, str] | None = None) -> Guardrails:
+    """The redaction policy: the default recognizers plus one per ``patterns`` entry
+    (settings' ``redaction_patterns``: KIND -> regular expression). One shared instance
+    per set of patterns. It also becomes this process's policy, the one
+    :func:`default_guardrails` returns: errors, feedback, eval records and reports are
+    masked with it even where no settings are at hand. ``Settings.redaction_policy()``
+    is the usual way to get it."""
+    policy = _policy(tuple(sorted((patterns or {}).items())))
+    _PROCESS_POLICY[:] = [policy]
+    return policy
+
+
 def default_guardrails() -> Guardrails:
-    """One shared :class:`Guardrails` with the default recognizers, for masking text that is
-    stored, logged or echoed outside the Gateway (errors, feedback, reports, snippets)."""
-    return Guardrails()
+    """This process's redaction policy, for masking text that is stored, logged or echoed
+    outside the Gateway (errors, feedback, eval records, reports, snippets): the one the
+    settings loaded last describe (:func:`redaction_policy`), else the default
+    recognizers."""
+    return _PROCESS_POLICY[0] if _PROCESS_POLICY else _policy(())
 
 
-def mask_text(text: str) -> str:
-    """``text`` with PII and secrets masked by the default guardrails (``[EMAIL]``...)."""
-    return default_guardrails().mask(text).text
+def mask_text(text: str, guardrails: Guardrails | None = None) -> str:
+    """``text`` with PII and secrets masked (``[EMAIL]``...) by ``guardrails``, else by
+    this process's policy (:func:`default_guardrails`)."""
+    return (guardrails or default_guardrails()).mask(text).text
 
 
-def pseudonymise(text: str, max_len: int = 64) -> str:
+def pseudonymise(text: str, max_len: int = 64, guardrails: Guardrails | None = None) -> str:
     """An identifier (a score name, a user id, a metadata key) safe to store: returned as
     is when it holds no PII; otherwise masked, with a short hash of the original appended
     so that two different identifiers stay two (``[EMAIL]~3f2a9c1b07de``). The hash is a
     pseudonym, not encryption: whoever can guess the original can confirm the guess."""
-    red = default_guardrails().mask(text)
+    red = (guardrails or default_guardrails()).mask(text)
     if not red.findings:
         return text
     tag = "~" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from tests.conftest import free_port, live_server
 from tests.fakes import FakeProvider
 from workbench.errors import ConfigError
-from workbench.models.gateway import Gateway
 from workbench.evals import probes as pr
 from workbench.evals.probe_checks import Expectation, check
+from workbench.models.gateway import Gateway
 from workbench.observability.traces import get_trace
 
 PROBES_TOML = """

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from workbench.errors import BadRequest
 
 if TYPE_CHECKING:
-    from workbench.models.gateway import Gateway
     from workbench.guardrails import Guardrails
+    from workbench.models.gateway import Gateway
 
 
 @dataclass(frozen=True)
@@ -425,17 +425,15 @@ def no_refusal() -> Check:
 
 
 def pii_free(guardrails: Guardrails | None = None) -> Check:
-    """No PII or secret (the Gateway's recognizers: e-mail, phone, card, IBAN, IP, keys).
-    The reason names the kinds found, never the values."""
+    """No PII or secret: ``guardrails``' recognizers, else the redaction policy of the
+    settings (e-mail, phone, card, IBAN, IP, keys, plus ``redaction_patterns``). The
+    reason names the kinds found, never the values."""
     name = "pii_free"
-    holder: list[Guardrails] = [guardrails] if guardrails is not None else []
 
     def run(out: Output) -> CheckResult:
-        if not holder:
-            from workbench.guardrails import Guardrails
+        from workbench.guardrails import default_guardrails
 
-            holder.append(Guardrails())
-        findings = holder[0].scan(out.answer)
+        findings = (guardrails or default_guardrails()).scan(out.answer)
         kinds: dict[str, int] = {}
         for f in findings:
             kinds[f.kind] = kinds.get(f.kind, 0) + 1

@@ -159,7 +159,7 @@ def evaluate(dataset: GoldenDataset | str | Path, target: Any = None, *,
                      "target_s": round(t_answered - started, 3),
                      "wall_s": round(time.perf_counter() - started, 3)}
         if save:
-            RunStore(gateway.store).save(run)
+            RunStore(gateway.store, gateway.guardrails).save(run)
         return run
     finally:
         if own_gateway:

@@ -22,6 +22,7 @@ from workbench.evals.records import SampleRecord, Score
 from workbench.evals.schema import ensure_schema, eval_runs, eval_samples, eval_scores
 
 if TYPE_CHECKING:
+    from workbench.guardrails import Guardrails
     from workbench.store import Store
 
 CHECKS = "checks"  # the aggregate of every check on every sample
@@ -241,16 +242,18 @@ def new_run_id() -> str:
 
 
 class RunStore:
-    """Runs in the SQL store. Text is PII-masked on the way in."""
+    """Runs in the SQL store. Text is PII-masked on the way in (with ``guardrails``, else
+    the redaction policy of the settings)."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, guardrails: Guardrails | None = None):
         ensure_schema(store)
         self.store = store
+        self.guardrails = guardrails  # None: the settings' policy (default_guardrails)
 
     def save(self, run: Run) -> Run:
         from workbench.guardrails import default_guardrails
 
-        g = default_guardrails()
+        g = self.guardrails or default_guardrails()
 
         def m(text: str | None) -> str | None:
             return None if text is None else g.mask(text).text

@@ -2,20 +2,24 @@
 budget reservation -> provider (retries, fallbacks) -> settle + ledger.
 
 A ``Gateway`` is bound to one principal: the local owner (no key, the notebook/CLI
-default) or a key (``connect(key=...)`` / ``gateway.as_key(...)``). The HTTP proxy makes
-one bound view per request. Async methods run the sync path in a worker thread: the
-embedded runtime is CPU-bound and the ledger writes are short transactions.
+default) or a key (``connect(key=...)`` / ``gateway.as_key(...)``). :meth:`Gateway.bind`
+makes such views (the HTTP apps make one per request: principal, trace, token sink).
+Every call emits call events to the Gateway's subscribers (:mod:`workbench.models.hooks`);
+the default subscriber traces it (:mod:`workbench.models.call_spans`). Async methods run
+the sync path in a worker thread: the embedded runtime is CPU-bound and the ledger writes
+are short transactions.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,20 +30,22 @@ from sqlalchemy import Connection, delete, insert, select
 
 from workbench.config import ModelSpec, Settings, load_settings
 from workbench.errors import BadRequest, ModelNotFound, UpstreamError, WorkbenchError
+from workbench.guardrails import Guardrails
 from workbench.models import audit as audit_log
 from workbench.models import ledger as ledger_mod
 from workbench.models import metering
-from workbench.guardrails import Guardrails
+from workbench.models.call_spans import call_spans
+from workbench.models.hooks import CallEvents, CallStart, Subscriber
 from workbench.models.policy import Policy, Principal, Reservation
 from workbench.models.providers import OpenAICompatibleProvider, Provider
 from workbench.models.redaction import ChunkRedactor, redact_request, redact_response
 from workbench.models.types import ChatRequest, ChatResult, EmbeddingRequest, EmbeddingResult
-from workbench.observability import tracing
 from workbench.store import Store, response_cache
 
 log = logging.getLogger("workbench.gateway")
 
 Messages = str | list[dict[str, Any]] | dict[str, Any] | ChatRequest
+TokenSink = Callable[[str], None]
 # Usage corrections worth an audit row (usage_missing alone is only flagged in the ledger).
 AUDITED_ANOMALIES = frozenset({"usage_invalid", "usage_clamped", "charge_above_reservation",
                                "reservation_swept"})
@@ -135,30 +141,105 @@ class _UnstartedGuard(Iterator[dict[str, Any]]):
             self._on_unstarted_close()
 
 
+class _ClientGone(Exception):
+    """A stream closed by its reader before the end (the error its call reports)."""
+
+    code = "client_disconnected"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class _ObservedChunks(Iterator[dict[str, Any]]):
+    """A stream as its call's observers see it: each step runs in their scope (the LLM
+    span is current while the provider works, though the caller iterates outside the
+    call); the first chunk with content, the result, an error and the end are reported."""
+
+    def __init__(self, events: CallEvents, holder: StreamResult,
+                 inner: Iterator[dict[str, Any]]):
+        self._events = events
+        self._holder = holder
+        self._inner = inner
+        self._first = False
+
+    def __next__(self) -> dict[str, Any]:
+        events = self._events
+        chunk: dict[str, Any] | None = None
+        with events.scope():  # an exception is reported as the call's error
+            chunk = next(self._inner, None)
+        if chunk is None:
+            if self._holder.result is not None:
+                events.result(self._holder.result)
+            events.end()
+            raise StopIteration
+        if not self._first and any((c.get("delta") or {}).get("content")
+                                   for c in chunk.get("choices") or []):
+            self._first = True
+            events.first_token()
+        return chunk
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if close:
+            close()
+        if not self._events.ended:
+            self._events.error(_ClientGone("stream closed before the end"))
+            self._events.end()
+
+    def __del__(self) -> None:
+        # A stream that is dropped unread still ends its call (and is marked so).
+        if not self._events.ended:
+            self.close()
+
+
 class Gateway:
-    """Governed model access. Create with :func:`workbench.connect`."""
+    """Governed model access. Create with :func:`workbench.connect`.
+
+    ``hooks``: the call subscribers (:mod:`workbench.models.hooks`); default: tracing
+    only. ``guardrails``: the redaction policy; default: the one the settings describe
+    (default recognizers plus ``redaction_patterns``)."""
+
+    _bound_trace_id: str | None = None
+    _on_token: TokenSink | None = None
 
     def __init__(self, settings: Settings | None = None, *, store: Store | None = None,
                  providers: dict[str, Provider] | None = None,
-                 guardrails: Guardrails | None = None, principal: Principal | None = None):
+                 guardrails: Guardrails | None = None, principal: Principal | None = None,
+                 hooks: Sequence[Subscriber] | None = None):
         self.settings = settings or load_settings()
         self.store = store or Store(self.settings.resolved_store_url)
         self.policy = Policy(self.store)
-        self.guardrails = guardrails or Guardrails()
+        self.guardrails = guardrails or self.settings.redaction_policy()
+        self.hooks: list[Subscriber] = list(hooks) if hooks is not None else [call_spans]
         self._providers: dict[str, Provider] = dict(providers or {})
         self._specs = self.settings.model_specs()
         self.principal = principal or self.policy.local_principal(cache=self.settings.cache)
 
     # -- binding -------------------------------------------------------------------------
-    def _bound(self, principal: Principal) -> Gateway:
-        view = object.__new__(Gateway)
-        view.__dict__.update(self.__dict__)
-        view.principal = principal
+    def bind(self, *, principal: Principal | None = None, trace_id: str | None = None,
+             on_token: TokenSink | None = None) -> Gateway:
+        """A view of this Gateway that shares its settings, store, policy, providers,
+        guardrails and hooks, and differs in what is given:
+
+        - ``principal``: act as this principal (its allowlist, budget, limits, mode);
+        - ``trace_id``: every call joins this trace, whatever trace id it is given;
+        - ``on_token``: chat calls stream, and each piece of answer text goes to
+          ``on_token`` as it is generated (structured output, ``response_format``, is
+          still answered in one piece). The call returns the whole result as usual.
+        """
+        view = copy.copy(self)
+        if principal is not None:
+            view.principal = principal
+        if trace_id is not None:
+            view._bound_trace_id = trace_id
+        if on_token is not None:
+            view._on_token = on_token
         return view
 
     def as_key(self, key: str) -> Gateway:
         """A view of this gateway that acts as the principal owning ``key``."""
-        return self._bound(self.policy.authenticate(key))
+        return self.bind(principal=self.policy.authenticate(key))
 
     # -- models and providers ------------------------------------------------------------
     def models(self) -> list[ModelSpec]:
@@ -198,8 +279,16 @@ class Gateway:
         return self._providers[name]
 
     # -- helpers -------------------------------------------------------------------------
-    def _mode(self) -> str:
+    @property
+    def guardrail_mode(self) -> str:
+        """The guardrail mode that applies: the principal's, else the settings'."""
         return self.principal.guardrail_mode or self.settings.guardrail_mode
+
+    def _events(self, operation: str, trace_id: str | None, model: str | None,
+                inputs: str | list[str] | None = None) -> CallEvents:
+        """Start a call: its subscribers' observers, and its trace id."""
+        start = CallStart(self, operation, self._bound_trace_id or trace_id, model, inputs)
+        return CallEvents.start(self.hooks, start, new_trace_id)
 
     def _estimate_tokens(self, spec: ModelSpec, body: dict[str, Any]) -> tuple[int, int]:
         """(expected, worst case) prompt tokens of a chat body. Worst case (budget
@@ -255,14 +344,15 @@ class Gateway:
         return hashlib.sha256(blob.encode()).hexdigest()
 
     # -- chat ----------------------------------------------------------------------------
-    def _prepare(self, req: ChatRequest, trace_id: str, started: float) -> _Prepared:
+    def _prepare(self, req: ChatRequest, trace_id: str, started: float,
+                 events: CallEvents) -> _Prepared:
         spec = self.spec(req.model)
         self.policy.check_model(self.principal, spec.name)
 
         # Every string that leaves for the provider is masked, not only message content:
         # tool calls, tools, name, stop, response_format, user, image URLs, unknown fields.
         body, redactions = redact_request(self.guardrails, req.upstream_body(spec.upstream_name),
-                                          self._mode())
+                                          self.guardrail_mode)
 
         limit = req.token_limit or min(self.settings.default_max_tokens, spec.max_output_tokens)
         if limit > spec.max_output_tokens and spec.provider == "embedded":
@@ -274,7 +364,7 @@ class Gateway:
         chain = [spec] + [self._specs[m] for m in self.settings.fallbacks.get(spec.name, [])
                           if m in self._specs and self.principal.may_use(m)]
         expected, worst = self._estimate_tokens(spec, body)
-        tracing.record_request(body, spec.provider)  # the redacted body, on the call's span
+        events.request(body, spec.provider)  # the redacted body (traced on the call's span)
         return _Prepared(req=req, body=body, chain=chain, redactions=redactions,
                          reservation=Reservation("", None, None, 0.0, settled=True),
                          trace_id=trace_id, started=started, tokens_est=expected,
@@ -288,7 +378,7 @@ class Gateway:
         prep.reservation = self.policy.reserve(self.principal, worst)
 
     def _mask_output(self, resp: dict[str, Any]) -> None:
-        if not self.settings.output_guardrails or self._mode() == "off":
+        if not self.settings.output_guardrails or self.guardrail_mode == "off":
             return
         redact_response(self.guardrails, resp)  # content, tool-call arguments, every string
 
@@ -404,10 +494,34 @@ class Gateway:
         full request dict; extra keyword arguments are request fields (max_tokens, …).
         Traced as an LLM span whose trace id is the result's ``trace_id``: the one passed,
         else the active span's (e.g. a RAG chain span), else a new one."""
-        with tracing.gateway_call(self, "chat", trace_id, model) as call:
-            return call.done(self._chat(messages, model=model, trace_id=call.trace_id, **params))
+        if self._on_token is not None and params.get("response_format") is None:
+            return self._chat_to_sink(self._on_token, messages, model=model,
+                                      trace_id=trace_id, **params)
+        events = self._events("chat", trace_id, model)
+        try:
+            with events.scope():
+                result = self._chat(events, messages, model=model, trace_id=events.trace_id,
+                                    **params)
+                events.result(result)
+                return result
+        finally:
+            events.end()
 
-    def _chat(self, messages: Messages, *, model: str | None = None,
+    def _chat_to_sink(self, on_token: TokenSink, messages: Messages, *, model: str | None,
+                      trace_id: str | None, **params: Any) -> ChatResult:
+        """A chat call streamed to ``on_token`` (see :meth:`bind`); a stream cut short
+        (``on_token`` raised) is closed, which settles its reservation and ends its span."""
+        stream = self.stream(messages, model=model, trace_id=trace_id, **params)
+        try:
+            for piece in stream.text():
+                on_token(piece)
+        finally:
+            stream.close()  # a no-op after the last chunk
+        if stream.result is None:
+            raise UpstreamError("the model's stream ended without a result")
+        return stream.result
+
+    def _chat(self, events: CallEvents, messages: Messages, *, model: str | None = None,
               trace_id: str | None = None, **params: Any) -> ChatResult:
         started = time.perf_counter()
         trace_id = trace_id or new_trace_id()
@@ -416,7 +530,7 @@ class Gateway:
         try:
             req = self._to_request(messages, {"model": model, **params, "stream": False})
             spec = self.spec(req.model)  # resolved first so a denial is ledgered per model
-            prep = self._prepare(req, trace_id, started)
+            prep = self._prepare(req, trace_id, started, events)
             spec = prep.chain[0]
             hit = self._cached(prep)
             if hit is not None:
@@ -452,12 +566,14 @@ class Gateway:
         """A governed streaming chat completion. Governance errors raise here, before the
         first chunk; the reservation is settled when the stream ends or is closed. The LLM
         span stays open until then and records the time to first token."""
-        call = tracing.start_call(self, "stream", trace_id, model)
-        with call.active():  # an error before the first chunk ends the span here
-            holder = self._stream(messages, model=model, trace_id=call.trace_id, **params)
-        return tracing.traced_stream(call, holder)
+        events = self._events("stream", trace_id, model)
+        with events.scope():  # an error before the first chunk ends the call here
+            holder = self._stream(events, messages, model=model, trace_id=events.trace_id,
+                                  **params)
+        holder._chunks = _ObservedChunks(events, holder, holder._chunks)
+        return holder
 
-    def _stream(self, messages: Messages, *, model: str | None = None,
+    def _stream(self, events: CallEvents, messages: Messages, *, model: str | None = None,
                 trace_id: str | None = None, **params: Any) -> StreamResult:
         started = time.perf_counter()
         trace_id = trace_id or new_trace_id()
@@ -466,7 +582,7 @@ class Gateway:
         try:
             req = self._to_request(messages, {"model": model, **params, "stream": True})
             spec = self.spec(req.model)
-            prep = self._prepare(req, trace_id, started)
+            prep = self._prepare(req, trace_id, started, events)
             spec = prep.chain[0]
             self._govern(prep)
         except WorkbenchError as err:
@@ -497,7 +613,7 @@ class Gateway:
         # Every string field of every delta (content, tool-call arguments, ...) is masked
         # by its own stream redactor, so a value split across fragments is seen whole.
         redactor = (ChunkRedactor(self.guardrails)
-                    if self.settings.output_guardrails and self._mode() != "off" else None)
+                    if self.settings.output_guardrails and self.guardrail_mode != "off" else None)
         failure: WorkbenchError | None = None
         try:
             for raw in self.provider(spec.provider).stream(prep.body, spec):
@@ -559,9 +675,14 @@ class Gateway:
     def embed(self, texts: str | list[str], *, model: str | None = None,
               trace_id: str | None = None) -> EmbeddingResult:
         """Governed embeddings, traced as an EMBEDDING span (texts masked, no vectors)."""
-        with tracing.gateway_call(self, "embed", trace_id, model) as call:
-            tracing.record_embedding_inputs(texts)
-            return call.done_embedding(self._embed(texts, model=model, trace_id=call.trace_id))
+        events = self._events("embed", trace_id, model, inputs=texts)
+        try:
+            with events.scope():
+                result = self._embed(texts, model=model, trace_id=events.trace_id)
+                events.result(result)
+                return result
+        finally:
+            events.end()
 
     def _embed(self, texts: str | list[str], *, model: str | None = None,
                trace_id: str | None = None) -> EmbeddingResult:
@@ -580,7 +701,7 @@ class Gateway:
             inputs = req.texts
             if spec.provider != "embedded":
                 # Text only leaves the machine for remote providers; mask it first.
-                masked = [self.guardrails.apply(t, self._mode()) for t in inputs]
+                masked = [self.guardrails.apply(t, self.guardrail_mode) for t in inputs]
                 inputs = [r.text for r in masked]
                 redactions = sum(len(r.findings) for r in masked)
             # Inputs are plain strings (token-id arrays are refused by EmbeddingRequest),

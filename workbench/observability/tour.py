@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from workbench.observability import feedback, tracing
 from workbench.observability.traces import get_trace
 
-if TYPE_CHECKING:
-    from workbench.models.gateway import Gateway
+
+class _Chats(tracing.HasStore, Protocol):
+    """What the step needs of a Gateway (observability sits below the Gateway: it is
+    handed one, it never imports it)."""
+
+    def chat(self, messages: Any, **params: Any) -> Any: ...
 
 QUESTION = "In one sentence: why do teams trace LLM calls?"
 
 
-def tour_step(gateway: Gateway, trace_id: str | None = None) -> dict[str, Any]:
+def tour_step(gateway: _Chats, trace_id: str | None = None) -> dict[str, Any]:
     """Trace an answer (or use ``trace_id`` from an earlier step), record explicit and
     implicit feedback on it, and read both back. Returns ``title``, ``ok``, ``lines``
     (to print) and ``data`` (trace_id, feedback ids) - the fields of ``tour.Step``."""

@@ -1,9 +1,11 @@
 """Tracing: OpenTelemetry spans with OpenInference semantic conventions.
 
 One ``trace_id`` flows from the entry point through retrieval and the Gateway and comes
-back to the caller. RAG code opens CHAIN / RETRIEVER spans with :func:`span`; the Gateway
+back to the caller. RAG code opens CHAIN / RETRIEVER spans with :func:`span`; the Gateway's
+call subscriber (:mod:`workbench.models.call_spans`, fed by the Gateway's call events)
 opens LLM / EMBEDDING spans around every call and nests them under whatever span is
-active, or under the ``trace_id`` the caller passed::
+active, or under the ``trace_id`` the caller passed. This module never imports the
+Gateway: it sits below it, and anything may open spans with it::
 
     from workbench.observability import tracing
 
@@ -23,7 +25,6 @@ application's own OTel instrumentation (the Gateway span nests under it).
 from __future__ import annotations
 
 import atexit
-import contextlib
 import contextvars
 import json
 import os
@@ -33,8 +34,8 @@ import time
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
@@ -44,7 +45,8 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode
 
-from workbench.errors import BadRequest, WorkbenchError
+from workbench.errors import BadRequest
+from workbench.guardrails import mask_text
 from workbench.observability import semconv as sc
 from workbench.observability.exporters import (
     KIND_ATTR,
@@ -54,13 +56,21 @@ from workbench.observability.exporters import (
     flush_pending,
     otlp_exporter,
 )
-from workbench.observability.genai_metrics import genai_metrics
 from workbench.store import Store
 
 if TYPE_CHECKING:
     from workbench.config import Settings
-    from workbench.models.gateway import Gateway, StreamResult
-    from workbench.models.types import ChatResult, EmbeddingResult
+
+
+class HasStore(Protocol):
+    """What :func:`span` and :func:`default_tracer` need of a Gateway: its store and
+    settings (this module sits below the Gateway and never imports it)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def settings(self) -> Settings: ...
 
 SPAN_KINDS = ("CHAIN", "RETRIEVER", "RERANKER", "LLM", "EMBEDDING", "TOOL", "AGENT",
               "GUARDRAIL", "EVALUATOR", "UNKNOWN")
@@ -80,9 +90,6 @@ _CURRENT_TRACER: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar(
 # The conversation a call belongs to (session.id / gen_ai.conversation.id on its spans).
 _SESSION_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "wb_session_id", default=None)
-# The Gateway call in progress, so the Gateway can record its redacted request on it.
-_CURRENT_CALL: contextvars.ContextVar[GatewayCall | None] = contextvars.ContextVar(
-    "wb_gateway_call", default=None)
 
 
 # A caller's span context (W3C traceparent) that must not become the parent because its
@@ -179,8 +186,6 @@ class SpanHandle:
         if not self.otel.is_recording():
             return
         message = getattr(exc, "message", None) or type(exc).__name__
-        from workbench.guardrails import mask_text
-
         # Workbench errors are masked when made; others (a jsonschema error) may quote input.
         message = mask_text(str(message))
         self.otel.set_status(Status(StatusCode.ERROR, _truncate(str(message))))
@@ -383,7 +388,7 @@ def set_tracer(store: Store, tracer: Tracer) -> Tracer:
     return tracer
 
 
-def default_tracer(gateway: Gateway | None = None) -> Tracer:
+def default_tracer(gateway: HasStore | None = None) -> Tracer:
     """The tracer of ``gateway``; else of the innermost open workbench span; else the one
     for the store in the current settings."""
     if gateway is not None:
@@ -405,7 +410,7 @@ def default_tracer(gateway: Gateway | None = None) -> Tracer:
 
 @contextmanager
 def span(name: str, kind: str = "CHAIN", *, attributes: Mapping[str, Any] | None = None,
-         input: Any = None, trace_id: str | None = None, gateway: Gateway | None = None,
+         input: Any = None, trace_id: str | None = None, gateway: HasStore | None = None,
          tracer: Tracer | None = None) -> Iterator[SpanHandle]:
     """Open a CHAIN / RETRIEVER / TOOL / ... span; see the module docstring."""
     with (tracer or default_tracer(gateway)).span(
@@ -462,306 +467,8 @@ def current_trace_id() -> str | None:
     return f"{ctx.trace_id:032x}" if ctx.is_valid else None
 
 
-# -- the Gateway's spans -----------------------------------------------------------------
-@dataclass
-class GatewayCall:
-    """The span around one Gateway call (chat, stream or embed)."""
-
-    gateway: Gateway
-    operation: str
-    tracer: Tracer
-    handle: SpanHandle
-    started: float = field(default_factory=time.perf_counter)
-    first_token_ms: float | None = None
-    ended: bool = False
-
-    @property
-    def trace_id(self) -> str:
-        return self.handle.trace_id
-
-    @contextmanager
-    def active(self) -> Iterator[GatewayCall]:
-        """Current for the block (the Gateway records its request on it); an exception
-        marks the span failed and ends it."""
-        token = _CURRENT_CALL.set(self)
-        try:
-            with self.tracer.activate(self.handle):
-                yield self
-        except BaseException as exc:
-            self.failed(exc)
-            raise
-        finally:
-            _CURRENT_CALL.reset(token)
-
-    def _output_text(self, result: ChatResult) -> str:
-        gw = self.gateway
-        # Non-streamed answers were masked by the Gateway (_mask_output) unless output
-        # guardrails are off; streamed text is sent as generated. Traces always get the
-        # masked version.
-        masked = (self.operation != "stream" and gw.settings.output_guardrails
-                  and gw._mode() != "off")
-        return result.text if masked else gw.guardrails.mask(result.text).text
-
-    def _costs(self, model: str, t_in: int, t_out: int, charged: float) -> tuple[float, float]:
-        """(prompt, completion) split of what was charged, at the model's prices. The
-        Gateway never charges past a reservation, so when an upstream reported more than
-        the worst case the split is scaled down to the charge (prompt + completion ==
-        total, always)."""
-        try:
-            spec = self.gateway.spec(model)
-        except WorkbenchError:
-            return 0.0, 0.0
-        cost_in, cost_out = spec.cost(t_in, 0), spec.cost(0, t_out)
-        full = cost_in + cost_out
-        if full <= 0 or charged >= full:
-            return (cost_in, cost_out) if charged > 0 else (0.0, 0.0)
-        return cost_in * charged / full, cost_out * charged / full
-
-    def done(self, result: ChatResult) -> ChatResult:
-        h = self.handle
-        if h.recording:
-            text = self._output_text(result)
-            usage = result.usage
-            t_in = int(usage.get("prompt_tokens") or 0)
-            t_out = int(usage.get("completion_tokens") or 0)
-            cost_in, cost_out = self._costs(result.model, t_in, t_out, result.cost_usd)
-            choices = result.response.get("choices") or [{}]
-            finish = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
-            h.otel.update_name(f"{self.operation} {result.model}")
-            h.set_attributes({
-                sc.LLM_MODEL: result.model,
-                sc.LLM_RESPONSE_MODEL: result.response.get("model"),
-                sc.LLM_TOKENS_PROMPT: t_in, sc.LLM_TOKENS_COMPLETION: t_out,
-                sc.LLM_TOKENS_TOTAL: t_in + t_out,
-                sc.LLM_COST_PROMPT: cost_in, sc.LLM_COST_COMPLETION: cost_out,
-                sc.LLM_COST_TOTAL: result.cost_usd,
-                "llm.output_messages.0.message.role": "assistant",
-                "llm.output_messages.0.message.content": text,
-                "output.value": text, "output.mime_type": "text/plain",
-                sc.LLM_FINISH_REASON: finish,
-                "workbench.latency_ms": round(result.latency_ms, 3),
-                "workbench.cached": result.cached,
-                "workbench.fallback_from": result.fallback_from,
-                sc.WB_TTFT_MS: self.first_token_ms,
-            })
-            if self.gateway.settings.genai_semconv:
-                h.set_attributes({
-                    sc.GENAI_RESPONSE_MODEL: result.response.get("model") or result.model,
-                    sc.GENAI_RESPONSE_ID: result.response.get("id"),
-                    sc.GENAI_INPUT_TOKENS: t_in, sc.GENAI_OUTPUT_TOKENS: t_out,
-                    sc.GENAI_FINISH_REASONS: [str(finish)] if finish else None,
-                })
-            if result.redactions:
-                h.set("workbench.redactions", json.dumps(result.redactions, sort_keys=True))
-            h.otel.set_status(Status(StatusCode.OK))
-            self._measure(t_in, t_out, result.model)
-        self.end()
-        return result
-
-    def done_embedding(self, result: EmbeddingResult) -> EmbeddingResult:
-        h = self.handle
-        if h.recording:
-            h.otel.update_name(f"embed {result.model}")
-            usage = result.response.get("usage") or {}
-            t_in = int(usage.get("prompt_tokens") or 0)
-            h.set_attributes({sc.EMBEDDING_MODEL: result.model,
-                              sc.LLM_TOKENS_PROMPT: t_in,
-                              sc.LLM_TOKENS_TOTAL: int(usage.get("total_tokens") or 0),
-                              sc.LLM_COST_PROMPT: result.cost_usd,
-                              sc.LLM_COST_TOTAL: result.cost_usd,
-                              "workbench.latency_ms": round(result.latency_ms, 3),
-                              "workbench.vectors": len(result.response.get("data") or [])})
-            with contextlib.suppress(WorkbenchError):  # unknown model: nothing to name
-                _set_provider(self, self.gateway.spec(result.model, kind="embedding").provider)
-            if self.gateway.settings.genai_semconv:
-                h.set_attributes({sc.GENAI_RESPONSE_MODEL: result.model,
-                                  sc.GENAI_INPUT_TOKENS: t_in})
-            h.otel.set_status(Status(StatusCode.OK))
-            self._measure(t_in, None, result.model)
-        self.end()
-        return result
-
-    def _measure(self, t_in: int, t_out: int | None, model: str) -> None:
-        """The GenAI client histograms (token usage, operation duration)."""
-        if not self.gateway.settings.genai_semconv:
-            return
-        genai_metrics().record("embeddings" if self.operation == "embed" else "chat", model,
-                               time.perf_counter() - self.started, t_in, t_out)
-
-    def failed(self, exc: BaseException) -> None:
-        self.handle.error(exc)
-        self.end()
-
-    def end(self) -> None:
-        if not self.ended:
-            self.ended = True
-            self.tracer.end(self.handle)
-
-
-def start_call(gateway: Gateway, operation: str, trace_id: str | None,
-               model: str | None = None) -> GatewayCall:
-    """Open the LLM/EMBEDDING span for a Gateway call (ids resolve here)."""
-    tracer = tracer_for(gateway.store, gateway.settings)
-    kind = "EMBEDDING" if operation == "embed" else "LLM"
-    handle = tracer.start(operation, kind, trace_id=trace_id)
-    if handle.recording:
-        from workbench.guardrails import mask_text
-
-        principal = gateway.principal
-        session_id = _SESSION_ID.get()
-        # caller input until the model is resolved (it may be unknown): masked
-        requested = mask_text(model) if model else None
-        handle.set_attributes({
-            sc.LLM_REQUEST_MODEL: requested, sc.WB_OPERATION: operation,
-            sc.WB_TEAM: principal.team, sc.WB_KEY_ID: principal.key_id,
-            sc.USER_ID: principal.key_id or "local", sc.SESSION_ID: session_id,
-            sc.TAGS: [f"team:{principal.team}", f"operation:{operation}"],
-            sc.METADATA: sc.metadata({"team": principal.team, "key_id": principal.key_id,
-                                      "profile": gateway.settings.profile}),
-        })
-        if gateway.settings.genai_semconv:
-            handle.set_attributes({
-                sc.GENAI_OPERATION: "embeddings" if operation == "embed" else "chat",
-                sc.GENAI_REQUEST_MODEL: requested, sc.GENAI_CONVERSATION_ID: session_id})
-    return GatewayCall(gateway, operation, tracer, handle)
-
-
-@contextmanager
-def gateway_call(gateway: Gateway, operation: str, trace_id: str | None,
-                 model: str | None = None) -> Iterator[GatewayCall]:
-    """``with`` form of :func:`start_call` for chat and embed: errors mark the span."""
-    call = start_call(gateway, operation, trace_id, model)
-    try:
-        with call.active():
-            yield call
-    finally:
-        call.end()
-
-
-def record_request(body: Mapping[str, Any], provider: str | None = None) -> None:
-    """Called by the Gateway with the upstream body after input guardrails ran: records
-    the model, parameters and messages on the current call's span. Messages are masked
-    again here when the principal's mode let PII through (log-only / off): traces never
-    hold raw PII."""
-    call = _CURRENT_CALL.get()
-    if call is None or not call.handle.recording:
-        return
-    h = call.handle
-    gw = call.gateway
-    remask = gw._mode() != "mask"
-    params = {k: body[k] for k in ("max_tokens", "temperature", "top_p", "stop", "seed",
-                                   "response_format") if body.get(k) is not None}
-    h.set(sc.LLM_PARAMS, params)
-    _set_provider(call, provider)
-    if gw.settings.genai_semconv:
-        h.set_attributes({sc.GENAI_MAX_TOKENS: body.get("max_tokens"),
-                          sc.GENAI_TEMPERATURE: body.get("temperature"),
-                          sc.GENAI_TOP_P: body.get("top_p")})
-    last_user = ""
-    for i, msg in enumerate(body.get("messages") or []):
-        content = msg.get("content")
-        if isinstance(content, list):
-            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-        text = str(content or "")
-        if remask:
-            text = gw.guardrails.mask(text).text
-        h.set(f"llm.input_messages.{i}.message.role", msg.get("role"))
-        h.set(f"llm.input_messages.{i}.message.content", text)
-        if msg.get("role") == "user":
-            last_user = text
-    h.set_input(last_user)
-
-
-def _set_provider(call: GatewayCall, provider: str | None) -> None:
-    """Standard provider names for the profile that serves the call (see semconv)."""
-    if provider is None:
-        return
-    settings = call.gateway.settings
-    prof = settings.all_profiles().get(provider)
-    kind = "embedded" if provider == "embedded" else (prof.kind if prof else "openai")
-    base_url = (settings.active_profile().base_url if provider == settings.profile
-                else prof.base_url if prof else None)
-    oi_provider, oi_system, genai = sc.provider_names(
-        kind, base_url, prof.telemetry_provider if prof else None)
-    call.handle.set_attributes({sc.LLM_PROVIDER: oi_provider, sc.LLM_SYSTEM: oi_system,
-                                sc.WB_PROFILE: provider})
-    if settings.genai_semconv:
-        call.handle.set(sc.GENAI_PROVIDER, genai)
-
-
-def record_embedding_inputs(texts: Any) -> None:
-    """The texts of an embedding call, masked (the vectors are never recorded). Runs
-    before the Gateway validates the request, so anything but strings is skipped."""
-    call = _CURRENT_CALL.get()
-    if call is None or not call.handle.recording:
-        return
-    items = [texts] if isinstance(texts, str) else texts if isinstance(texts, list) else []
-    mask = call.gateway.guardrails.mask
-    for i, t in enumerate(items[:MAX_DOCUMENTS]):
-        if isinstance(t, str):
-            call.handle.set(f"embedding.embeddings.{i}.embedding.text", mask(t).text)
-
-
-def traced_stream(call: GatewayCall, holder: StreamResult) -> StreamResult:
-    """Keep the span open while the caller iterates; record time to first token."""
-    holder._chunks = _TracedChunks(call, holder, holder._chunks)
-    return holder
-
-
-class _TracedChunks(Iterator[dict[str, Any]]):
-    def __init__(self, call: GatewayCall, holder: StreamResult, inner: Iterator[dict[str, Any]]):
-        self._call = call
-        self._holder = holder
-        self._inner = inner
-
-    def __next__(self) -> dict[str, Any]:
-        call = self._call
-        # The LLM span is current while the provider works (its upstream request carries
-        # this span's traceparent), even though the caller iterates outside the call.
-        token = otel_context.attach(otel_trace.set_span_in_context(call.handle.otel))
-        try:
-            chunk = next(self._inner)
-        except StopIteration:
-            if self._holder.result is not None:
-                call.done(self._holder.result)
-            call.end()
-            raise
-        except BaseException as exc:
-            call.failed(exc)
-            raise
-        finally:
-            otel_context.detach(token)
-        if call.first_token_ms is None and any(
-                (c.get("delta") or {}).get("content") for c in chunk.get("choices") or []):
-            call.first_token_ms = round((time.perf_counter() - call.started) * 1000, 3)
-            call.handle.add_event(sc.FIRST_TOKEN_EVENT)
-        return chunk
-
-    def close(self) -> None:
-        close = getattr(self._inner, "close", None)
-        if close:
-            close()
-        if not self._call.ended:
-            self._call.handle.error(_ClientGone("stream closed before the end"))
-            self._call.end()
-
-    def __del__(self) -> None:
-        # A stream that is dropped unread still ends its span (and is marked so).
-        if not self._call.ended:
-            self.close()
-
-
-class _ClientGone(Exception):
-    code = "client_disconnected"
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-
 __all__ = [
-    "SPAN_KINDS", "GatewayCall", "SpanHandle", "Tracer", "caller_context", "current_trace_id",
-    "default_tracer", "flush_all", "gateway_call", "normalize_trace_id",
-    "record_embedding_inputs", "record_request", "set_tracer", "span", "start_call",
-    "traced_stream", "tracer_for",
+    "MAX_ATTRIBUTE_CHARS", "MAX_DOCUMENTS", "SPAN_KINDS", "HasStore", "SpanHandle", "Tracer",
+    "caller_context", "current_session", "current_trace_id", "default_tracer", "flush_all",
+    "normalize_trace_id", "session", "set_tracer", "span", "tracer_for",
 ]

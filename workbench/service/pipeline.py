@@ -2,30 +2,24 @@
 the request's trace id, optionally streaming the answer as it is generated.
 
 The service adds no retrieval or prompt logic of its own. ``retrieval.ask`` mints its own
-trace id and answers in one piece, so the service hands it a *request view* of the
-Gateway that (1) runs every call under the request's trace id, nested in the service's
-root span, and (2) when streaming, turns the chat call into ``Gateway.stream`` and passes
-each piece to a callback. Budgets, rate limits, guardrails and the ledger apply exactly
-as in ``Gateway.chat``; a stream that is cut short is closed, which settles its budget
+trace id and answers in one piece, so the service hands it a view of the Gateway made by
+:meth:`Gateway.bind` that (1) runs every call under the request's trace id, nested in the
+service's root span, and (2) when streaming, streams the chat call and passes each piece
+to a callback. Budgets, rate limits, guardrails and the ledger apply exactly as in
+``Gateway.chat``; a stream that is cut short is closed, which settles its budget
 reservation and ends its span.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from workbench.errors import UpstreamError
-from workbench.models.gateway import Gateway, Messages
-from workbench.models.types import ChatResult, EmbeddingResult
+from workbench.models.gateway import Gateway, TokenSink
 from workbench.observability import tracing
 from workbench.retrieval import Answer
 from workbench.retrieval import ask as rag_ask
 from workbench.retrieval.search import Mode
-
-TokenSink = Callable[[str], None]
 
 
 class ClientGone(Exception):
@@ -44,47 +38,6 @@ class AskOptions:
     max_tokens: int = 128
 
 
-class RequestGateway(Gateway):
-    """A Gateway view for one request: same principal, store and providers; every call
-    joins the request's trace; chat streams to ``on_token`` when one is set."""
-
-    request_trace_id: str
-    on_token: TokenSink | None
-    streamed: bool  # some model text went to on_token
-
-    def embed(self, texts: str | list[str], *, model: str | None = None,
-              trace_id: str | None = None) -> EmbeddingResult:
-        return super().embed(texts, model=model, trace_id=self.request_trace_id)
-
-    def chat(self, messages: Messages, *, model: str | None = None,
-             trace_id: str | None = None, **params: Any) -> ChatResult:
-        if self.on_token is None or params.get("response_format") is not None:
-            # Structured output (the constrained answer strategy) is JSON, not text for
-            # the reader: run it in one piece; run_ask sends the composed answer.
-            return super().chat(messages, model=model, trace_id=self.request_trace_id, **params)
-        stream = self.stream(messages, model=model, trace_id=self.request_trace_id, **params)
-        try:
-            for piece in stream.text():
-                self.streamed = True
-                self.on_token(piece)  # raises ClientGone when nobody is listening any more
-        finally:
-            stream.close()  # a no-op after the last chunk; settles the budget if cut short
-        if stream.result is None:
-            raise UpstreamError("the model's stream ended without a result")
-        return stream.result
-
-
-def request_gateway(gw: Gateway, trace_id: str, on_token: TokenSink | None = None
-                    ) -> RequestGateway:
-    # The same shallow view Gateway.as_key() makes: shared store, policy and providers.
-    view = object.__new__(RequestGateway)
-    view.__dict__.update(gw.__dict__)
-    view.request_trace_id = trace_id
-    view.on_token = on_token
-    view.streamed = False
-    return view
-
-
 def run_ask(gw: Gateway, question: str, opts: AskOptions, *, trace_id: str,
             on_token: TokenSink | None = None) -> Answer:
     """Answer ``question`` under a root CHAIN span whose trace id is ``trace_id``.
@@ -94,7 +47,15 @@ def run_ask(gw: Gateway, question: str, opts: AskOptions, *, trace_id: str,
     hold raw PII, whatever the principal's guardrail mode.
     """
     mask = gw.guardrails.mask
-    view = request_gateway(gw, trace_id, on_token)
+    streamed = False  # some model text went to on_token
+
+    def sink(piece: str) -> None:
+        nonlocal streamed
+        streamed = True
+        if on_token is not None:
+            on_token(piece)  # raises ClientGone when nobody is listening any more
+
+    view = gw.bind(trace_id=trace_id, on_token=sink if on_token is not None else None)
     with tracing.span("service.ask", kind="CHAIN", input=mask(question).text, gateway=gw,
                       trace_id=trace_id) as root:
         root.set_attributes({"workbench.collection": opts.collection,
@@ -104,7 +65,7 @@ def run_ask(gw: Gateway, question: str, opts: AskOptions, *, trace_id: str,
                              "process.pid": os.getpid()})
         answer = rag_ask(view, question, collection=opts.collection, k=opts.k,
                          mode=opts.mode, model=opts.model, max_tokens=opts.max_tokens)
-        if on_token is not None and not view.streamed:
+        if on_token is not None and not streamed:
             # Extractive and constrained answers are composed, not generated token by
             # token: the stream still carries the text, in one piece.
             on_token(answer.answer)
@@ -117,5 +78,4 @@ def run_ask(gw: Gateway, question: str, opts: AskOptions, *, trace_id: str,
     return answer
 
 
-__all__ = ["AskOptions", "ClientGone", "RequestGateway", "TokenSink", "request_gateway",
-           "run_ask"]
+__all__ = ["AskOptions", "ClientGone", "TokenSink", "run_ask"]
