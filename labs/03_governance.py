@@ -597,20 +597,20 @@ def _():
 
 @app.cell
 def _():
+    import json as _json
     import os
     import tempfile
 
-    from sqlalchemy import update
-
-    from workbench.store import audit as audit_table
+    from sqlalchemy import text as _sql
 
     with tempfile.TemporaryDirectory(prefix="lab3-") as _tmp:
         _scratch = labkit.connect(data_dir=os.path.join(_tmp, "data"))
         _scratch.policy.create_key(team="insiders", budget_usd=1_000_000, actor="mallory")
         _before = audit.verify(_scratch.store)
         with _scratch.store.write() as _conn:
-            _conn.execute(update(audit_table).values(
-                details={"team": "insiders", "budget_usd": 5}))
+            # The insider's own SQL, straight at the database: no workbench API involved.
+            _conn.execute(_sql("UPDATE audit SET details = :details"),
+                          {"details": _json.dumps({"team": "insiders", "budget_usd": 5})})
         _after = audit.verify(_scratch.store)
         _scratch.close()
     mo.md(f"""

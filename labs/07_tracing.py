@@ -13,8 +13,7 @@ with app.setup:
 
     from workbench import retrieval
     from workbench.observability import traces, tracing
-    from workbench.retrieval import ChunkingConfig
-    from workbench.retrieval.rag import build_prompt
+    from workbench.retrieval import ChunkingConfig, build_prompt
 
 
 @app.cell(hide_code=True)

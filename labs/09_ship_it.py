@@ -24,10 +24,8 @@ with app.setup:
     import workbench
     from workbench import evals, retrieval
     from workbench.evals import checks, probes
-    from workbench.evals.probe_checks import check as probe_check
     from workbench.observability import traces
-    from workbench.retrieval import ChunkingConfig
-    from workbench.retrieval.rag import MIN_SIMILARITY
+    from workbench.retrieval import MIN_SIMILARITY, ChunkingConfig
     from workbench.service import BackgroundServer, ServiceSettings, create_service_app
 
     SERVERS = {}  # name -> BackgroundServer: a cell that runs again replaces its server
@@ -318,8 +316,8 @@ def check_cites_probe(value, answerable):
                "I don't know: the collection has nothing relevant to this question.",
                "See the travel policy [link] for details.",
                "It is 45 euros (source 1)."]
-    missed = [t for t in cited if not probe_check(probe.expect, t, probe.input, None).ok]
-    let_through = [t for t in uncited if probe_check(probe.expect, t, probe.input, None).ok]
+    missed = [t for t in cited if not probes.check_output(probe, t).ok]
+    let_through = [t for t in uncited if probes.check_output(probe, t).ok]
     if missed:
         return labkit.wrong(f"Your probe fails a cited answer: {missed[0]!r}. A citation "
                             "has a fixed shape: a pattern sees it.")

@@ -1,3 +1,5 @@
 from workbench.cli import main
 
+__all__: list[str] = []
+
 main()

@@ -33,3 +33,8 @@ def connect(key: str | None = None, *, profile: str | None = None,
     logging.getLogger("workbench").setLevel(settings.log_level.upper())
     gw = Gateway(settings)
     return gw.as_key(key) if key else gw
+
+
+__all__ = [
+    "connect", "offline_env",
+]

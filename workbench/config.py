@@ -326,3 +326,9 @@ def load_settings(
     settings.active_profile()  # fail early on an unknown profile
     settings.redaction_policy()  # the process's policy from now on (errors, feedback, ...)
     return settings
+
+
+__all__ = [
+    "AnswerStrategy", "GuardrailMode", "ModelKind", "ModelSpec", "Profile", "Settings",
+    "builtin_profiles", "load_settings",
+]

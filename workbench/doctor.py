@@ -167,3 +167,8 @@ def run_checks(settings: Settings | None = None, smoke: bool = True) -> list[Che
 
 def as_dicts(checks: list[Check]) -> list[dict[str, str]]:
     return [asdict(c) for c in checks]
+
+
+__all__ = [
+    "Check", "Status", "as_dicts", "pinned_version", "run_checks",
+]

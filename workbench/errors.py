@@ -113,3 +113,10 @@ class NotFound(WorkbenchError):
 
     status = 404
     code = "not_found"
+
+
+__all__ = [
+    "AuthError", "BadRequest", "BudgetExceeded", "ConfigError", "ContentBlocked",
+    "ModelNotFound", "NotFound", "PermissionDenied", "RateLimited", "UpstreamError",
+    "UpstreamTimeout", "WorkbenchError",
+]

@@ -491,13 +491,13 @@ class StreamRedactor:
         return self._release(len(self._pending))
 
 
-KIND_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
+_KIND_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
 
 
 def pattern_recognizer(kind: str, pattern: str) -> RegexRecognizer:
     """A recognizer for a team's own identifiers (``EMPLOYEE_ID``, ``r"EMP-\\d{6}"``);
     matches are masked as ``[KIND]``. Raises ``ValueError`` naming what is wrong."""
-    if not KIND_RE.match(kind):
+    if not _KIND_RE.match(kind):
         raise ValueError(f"redaction pattern name {kind[:40]!r}: use 1-32 upper-case letters, "
                          "digits or _ starting with a letter (it is shown as [NAME])")
     try:
@@ -555,3 +555,12 @@ def pseudonymise(text: str, max_len: int = 64, guardrails: Guardrails | None = N
         return text
     tag = "~" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return red.text[:max(0, max_len - len(tag))] + tag
+
+
+__all__ = [
+    "DigitGroupRecognizer", "Finding", "Guardrails", "Normalised", "Recognizer",
+    "RegexRecognizer", "Redaction", "SECRET_HINTS", "SECRET_PATTERNS", "StreamRedactor",
+    "WindowTest", "default_guardrails", "default_recognizers", "iban_ok", "ip_ok",
+    "luhn_ok", "mask_text", "normalise", "pattern_recognizer", "pseudonymise",
+    "redaction_policy",
+]

@@ -26,3 +26,8 @@ def lazy_exports(package: str, exports: Mapping[str, str], namespace: dict[str, 
         return value
 
     return __getattr__
+
+
+__all__ = [
+    "lazy_exports",
+]

@@ -180,6 +180,11 @@ def write() -> list[Path]:
     return written
 
 
+__all__ = [
+    "DOCS", "HEADER", "PAGES", "api_markdown", "cli_commands", "cli_markdown",
+    "config_markdown", "http_markdown", "write",
+]
+
 if __name__ == "__main__":
     for p in write():
         sys.stdout.write(f"wrote {p}\n")

@@ -297,3 +297,9 @@ def register_migration(version: int, fn: Migration) -> None:
         raise ValueError(f"migration {version} already registered")
     MIGRATIONS.append((version, fn))
     MIGRATIONS.sort(key=lambda m: m[0])
+
+
+# The tables are the store's internals (the workbench's own modules read and write them);
+# code outside the package goes through those modules' functions.
+__all__ = ["MIGRATIONS", "Migration", "Store", "metadata", "normalize_url", "register_migration",
+           "schema_version"]

@@ -41,6 +41,7 @@ def _flush_spans() -> None:
 
 
 def main() -> None:
+    """Run the ``workbench`` command (the console-script entry point)."""
     try:
         app()
     except WorkbenchError as exc:

@@ -55,3 +55,8 @@ def fmt(v: Any) -> str:
     if isinstance(v, list | tuple):
         return ",".join(map(str, v))
     return str(v)
+
+
+__all__ = [
+    "KEY_HELP", "console", "err_console", "fmt", "gateway", "print_json", "table",
+]

@@ -274,3 +274,8 @@ def register(app: typer.Typer) -> None:
     app.command("usage")(usage)
     app.command("audit")(audit)
     app.command("gateway")(serve_gateway)
+
+
+__all__ = [
+    "register",
+]

@@ -181,3 +181,8 @@ def _importable(module: str) -> bool:
 
 def register(app: typer.Typer) -> None:
     app.command("lab")(lab)
+
+
+__all__ = [
+    "Lab", "all_labs", "find_lab", "register",
+]

@@ -260,3 +260,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(traces_app, name="traces")
     app.add_typer(feedback_app, name="feedback")
     app.command("probe")(probe)
+
+
+__all__ = [
+    "register",
+]

@@ -217,3 +217,8 @@ def register(app: typer.Typer) -> None:
     app.command("search")(search)
     app.command("ask")(ask)
     app.add_typer(collections_app, name="collections")
+
+
+__all__ = [
+    "register",
+]

@@ -91,3 +91,8 @@ def serve(
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
+
+
+__all__ = [
+    "DEFAULT_APP", "register",
+]

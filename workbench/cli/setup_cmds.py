@@ -60,3 +60,8 @@ def tour(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 def register(app: typer.Typer) -> None:
     app.command("doctor")(doctor)
     app.command("tour")(tour)
+
+
+__all__ = [
+    "register",
+]

@@ -79,6 +79,7 @@ def load_run(gateway: Gateway, ref: str) -> Run:
 
 
 def list_runs(gateway: Gateway, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest ``limit`` stored runs, newest first (id, name, when, summary)."""
     from workbench.evals.runs import RunStore
 
     return RunStore(gateway.store).list(limit)

@@ -334,6 +334,12 @@ class ProbeReport:
                                          "detail")) + (f"<ul>{drift}</ul>" if drift else ""))
 
 
+def check_output(probe: Probe, text: str, checker: Gateway | None = None) -> Verdict:
+    """Whether ``text`` meets ``probe``'s expectation, as a run judges each answer
+    (``checker``: the Gateway that serves semantic and judge expectations)."""
+    return check(probe.expect, text, probe.input, checker)
+
+
 def run_one(probe: Probe, target: Target, checker: Gateway | None) -> ProbeResult:
     try:
         out = target.call(probe)
@@ -442,5 +448,5 @@ def watch(probes: list[Probe], target: Target, store: Store, checker: Gateway | 
 
 
 __all__ = ["DEFAULT_FILES", "Drift", "GatewayTarget", "HttpTarget", "Output", "Probe",
-           "ProbeReport", "ProbeResult", "Target", "detect_drift", "history", "load_probes",
-           "parse_every", "run_one", "run_probes", "watch"]
+           "ProbeReport", "ProbeResult", "Target", "Verdict", "check_output", "detect_drift",
+           "history", "load_probes", "parse_every", "run_one", "run_probes", "watch"]

@@ -328,3 +328,9 @@ class EmbeddedProvider:
 
     def close(self) -> None:
         self._llms.clear()
+
+
+__all__ = [
+    "EMBED_DIM", "TOKENIZER_SHA256", "ContextTooLong", "EmbeddedProvider",
+    "OnnxEmbedder", "gemma_path", "minilm_onnx_path", "smollm2_path", "tokenizer_path",
+]

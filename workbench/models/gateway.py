@@ -782,3 +782,9 @@ class Gateway:
     def __repr__(self) -> str:
         return (f"Gateway(profile={self.settings.profile!r}, principal={self.principal.label!r}, "
                 f"default_model={self.settings.default_chat_model!r}, store={self.store.safe_url!r})")
+
+
+__all__ = [
+    "AUDITED_ANOMALIES", "Gateway", "Messages", "StreamResult", "TokenSink",
+    "new_trace_id", "validation_message",
+]

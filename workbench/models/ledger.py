@@ -82,3 +82,8 @@ def entries(store: Store, limit: int = 50, trace_id: str | None = None) -> list[
         stmt = stmt.where(ledger.c.trace_id == trace_id)
     with store.read() as conn:
         return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+__all__ = [
+    "GROUPS", "Entry", "entries", "record", "record_alone", "usage",
+]

@@ -190,3 +190,9 @@ def _heartbeat_loop() -> None:
                 beat(store)
             except SQLAlchemyError as exc:  # the store is down: the next beat retries
                 log.warning("heartbeat to %s failed: %s", store.safe_url, type(exc).__name__)
+
+
+__all__ = [
+    "HEARTBEAT_S", "STALE_AFTER_S", "ProcessIdentity", "beat", "current",
+    "ensure_registered", "holding", "is_dead", "pid_alive",
+]

@@ -262,3 +262,12 @@ def check_embeddings(resp: Any, n_inputs: int, provider: str) -> None:
                 isinstance(x, int | float) and not isinstance(x, bool) for x in vector):
             raise _malformed(provider, "an embedding is not a list of numbers")
     _check_usage_shape(resp, provider)
+
+
+__all__ = [
+    "CONTROL_FIELDS", "IMAGE_EXPECTED_TOKENS", "IMAGE_PART_TYPES",
+    "IMAGE_WORST_CASE_TOKENS", "MAX_USAGE_TOKENS", "MESSAGE_OVERHEAD_TOKENS",
+    "REQUEST_OVERHEAD_TOKENS", "PromptSize", "Usage", "answer_tokens_estimate",
+    "check_chat_response", "check_chunk", "check_embeddings", "json_bytes",
+    "prompt_size", "read_usage", "texts_worst_tokens",
+]

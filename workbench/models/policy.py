@@ -581,3 +581,9 @@ class Policy:
             if row is None:
                 raise NotFound(f"no key with id {key_id}")
             return dict(row._mapping)
+
+
+__all__ = [
+    "KEY_PREFIX", "LOCAL_TEAM", "Policy", "Principal", "Reservation", "SweepResult",
+    "hash_key",
+]

@@ -231,3 +231,8 @@ class OpenAICompatibleProvider:
 
     def __repr__(self) -> str:
         return f"OpenAICompatibleProvider({self.name!r}, {self.base_url!r})"
+
+
+__all__ = [
+    "RETRY_STATUSES", "OpenAICompatibleProvider", "Provider", "RetryableError",
+]

@@ -276,3 +276,8 @@ def _append_at(delta: dict[str, Any], path: Path, text: str) -> None:
             if not isinstance(node.get(step), dict | list):
                 node[step] = fresh
             node = node[step]
+
+
+__all__ = [
+    "ChunkRedactor", "Path", "redact_request", "redact_response", "walk_strings",
+]

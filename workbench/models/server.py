@@ -475,3 +475,12 @@ def create_app(gateway: Gateway) -> FastAPI:
 def _b64_floats(vector: list[float]) -> str:
     """OpenAI's base64 encoding: little-endian float32 (the openai SDK's default)."""
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+
+
+__all__ = [
+    "TRACE_HEADER", "Authed", "BadContentLength", "BodyLimitMiddleware",
+    "ChatCompletion", "EmbeddingList", "ErrorDetail", "ErrorResponse", "ModelCard",
+    "ModelList", "NestedTooDeeply", "Readiness", "RequestTooLarge", "TraceIdMiddleware",
+    "create_app", "document_400_not_422", "error_headers", "error_json",
+    "error_response", "nested_too_deeply", "request_trace", "validation_error_message",
+]

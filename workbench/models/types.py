@@ -84,6 +84,8 @@ class ChatRequest(BaseModel):
 
 
 class EmbeddingRequest(BaseModel):
+    """An OpenAI embeddings request: ``model`` and ``input`` (strings only)."""
+
     model_config = ConfigDict(extra="allow")
 
     model: str | None = None
@@ -175,3 +177,8 @@ class EmbeddingResult:
         n = len(self.response.get("data", []))
         dim = len(self.vectors[0]) if n else 0
         return f"EmbeddingResult({n} x {dim} · model={self.model} · trace={self.trace_id})"
+
+
+__all__ = [
+    "ChatRequest", "ChatResult", "EmbeddingRequest", "EmbeddingResult", "Message",
+]

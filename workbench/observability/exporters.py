@@ -333,3 +333,9 @@ def flush_pending(timeout_s: float = 3.0) -> bool:
         left = max(deadline - time.monotonic(), 0.0)
         ok = proc.force_flush(int(left * 1000)) and ok
     return ok
+
+
+__all__ = [
+    "KIND_ATTR", "BoundedSpanProcessor", "OtlpProtocol", "Overflow",
+    "StoreSpanExporter", "flush_pending", "otlp_exporter", "span_row",
+]

@@ -148,3 +148,9 @@ def ensure_schema(store: Store) -> Store:
     """Apply the observability migrations if this store was opened before they existed."""
     store.migrate()  # a no-op once every registered migration is applied
     return store
+
+
+__all__ = [
+    "ensure_schema", "feedback", "feedback_requests", "probe_results", "probe_runs",
+    "spans", "trace_claims",
+]

@@ -114,4 +114,5 @@ def metadata(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in attrs.items() if v is not None}
 
 
-__all__ = [name for name in dir() if name.isupper()] + ["metadata", "provider_names"]
+__all__ = [name for name in dir() if name.isupper() and not name.startswith("_")] + [
+    "metadata", "provider_names"]

@@ -158,3 +158,9 @@ def _cell(v: Any) -> str:
 
 def trace_list_html(rows: Sequence[dict[str, Any]]) -> str:
     return html_table(rows, _LIST_COLUMNS)
+
+
+__all__ = [
+    "KIND_COLOURS", "html_table", "trace_list_html", "trace_list_lines", "tree_lines",
+    "waterfall_html",
+]

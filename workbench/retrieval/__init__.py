@@ -26,11 +26,12 @@ from workbench.retrieval.collections import (
     EmbeddingMismatch,
 )
 from workbench.retrieval.ingest import IngestReport, ingest
-from workbench.retrieval.rag import Answer, Source, ask
+from workbench.retrieval.rag import MIN_SIMILARITY, Answer, Source, ask, build_prompt
 from workbench.retrieval.search import GatewayReranker, Hit, Reranker, Searcher, search
 from workbench.retrieval.tour import tour_step
 
 __all__ = [
+    "MIN_SIMILARITY", "build_prompt",
     "Answer", "ChunkingConfig", "ChunkingMismatch", "CollectionMeta", "CollectionNotFound",
     "Collections", "EmbeddingMismatch", "GatewayReranker", "Hit", "IngestReport", "Reranker",
     "Searcher", "Source", "ask", "chunk_text", "ingest", "search", "tour_step",

@@ -31,6 +31,8 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class CollectionNotFound(NotFound):
+    """No collection of that name in the store (HTTP 404)."""
+
     code = "collection_not_found"
 
 
@@ -41,6 +43,8 @@ class EmbeddingMismatch(BadRequest):
 
 
 class ChunkingMismatch(BadRequest):
+    """Ingest asked for other chunking settings than the collection was built with."""
+
     code = "chunking_mismatch"
 
 

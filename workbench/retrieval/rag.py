@@ -126,6 +126,10 @@ def cut_repetition(text: str) -> str:
 
 def build_prompt(question: str, hits: list[Hit], chars_per_source: int = 600
                  ) -> list[dict[str, str]]:
+    """The grounded-answer prompt :func:`ask` sends: a system message with the rules
+    (answer from the numbered sources only, cite them as [n], say so when they do not
+    cover the question) and a user message with the sources (each cut to
+    ``chars_per_source``) and the question. Use it to send the same prompt yourself."""
     blocks = []
     for i, h in enumerate(hits, 1):
         label = h.title + (f" - {h.heading}" if h.heading and h.heading != h.title else "")

@@ -66,3 +66,8 @@ class BackgroundServer:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+__all__ = [
+    "BackgroundServer",
+]
