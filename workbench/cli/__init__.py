@@ -16,6 +16,7 @@ from workbench.cli import (
     gateway_cmds,
     lab_cmds,
     observability_cmds,
+    prompts_cmds,
     retrieval_cmds,
     service_cmds,
     setup_cmds,
@@ -30,6 +31,7 @@ observability_cmds.register(app)
 service_cmds.register(app)
 evals_cmds.register(app)
 lab_cmds.register(app)
+prompts_cmds.register(app)
 
 
 def _flush_spans() -> None:
