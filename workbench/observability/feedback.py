@@ -66,6 +66,7 @@ KINDS: dict[str, DataType | None] = {
     "score": None,
 }
 IMPLICIT = ("copy", "retry", "edit", "abandon", "escalate")
+_ANY_TRACE = "0" * 31 + "1"
 MAX_COMMENT = 2_000
 MAX_TEXT = 20_000
 MAX_METADATA_BYTES = 4_096
@@ -271,7 +272,15 @@ def parse(data: dict[str, Any] | FeedbackIn) -> FeedbackIn:
 def validate(data: dict[str, Any] | FeedbackIn) -> FeedbackIn:
     """Check one signal completely (kind, value type, sizes) without storing it."""
     fb = parse(data)
-    _normalise(fb)
+    if fb.session_id and not fb.trace_id:
+        from workbench.sessions.history import check_session_id
+
+        check_session_id(fb.session_id)
+        # The trace is the session's newest answer, found when the signal is recorded:
+        # check everything else now.
+        _normalise(fb.model_copy(update={"trace_id": _ANY_TRACE}))
+    else:
+        _normalise(fb)
     return fb
 
 
