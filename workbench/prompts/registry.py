@@ -392,6 +392,7 @@ def deployments(store: Store, name: str | None = None) -> list[dict[str, Any]]:
             "detected": _iso(nxt["ts"]) if failed and nxt else None,
             "restored": _iso(nxt["ts"]) if failed and nxt else None,
             "gate": _gate_summary(gate) if gate else None,
+            "gate_run": gate.get("run_id"), "thresholds": gate.get("thresholds"),
             "actor": r["actor"], "id": r["id"],
         })
     return out
