@@ -1049,8 +1049,9 @@ def _(CHANGE_LOG, app_key, ex_prompt, gw, live_url):
                                              "failure")} for d in prompt_deploys])
         if prompt_deploys else labkit.callout("No prompt deployment yet: do exercise 9.4.",
                                               "todo"),
-        mo.md(f"The road now has {len(_deployed)} deployments: the {len(CHANGE_LOG)} "
-              "changes of the month plus the prompt moves from the registry "
+        mo.md(f"The road now has {len(_deployed)} deployments: "
+              f"{len(_deployed) - len(prompt_deploys)} from the month's change log plus "
+              f"{len(prompt_deploys)} prompt move(s) from the registry "
               "(`prompts.deployments()` has the same fields as `CHANGE_LOG`). A rollback "
               "(`workbench prompts rollback rag.answer`) marks the deployment it undoes "
               "as a change failure."),

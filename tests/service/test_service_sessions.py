@@ -4,6 +4,9 @@ metrics, probe traffic left out, and a prompt label move showing up in answers a
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from typing import Any
 
 from tests.service.service_helpers import FAKE_ANSWER, QUESTION, assert_error, sse
@@ -40,6 +43,10 @@ def test_a_session_carries_history_through_the_gateway(served: Any) -> None:
     flush(served.gw.store)
     ids = [r["trace_id"] for r in list_traces(served.gw.store, session=sid)]
     assert sorted(ids) == sorted(r.json()["trace_id"] for r in (first, second, third))
+    cli = subprocess.run([sys.executable, "-m", "workbench", "traces", "--session", sid,
+                          "--json"], capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    assert sorted(r["trace_id"] for r in json.loads(cli.stdout)) == sorted(ids)
     trace = get_trace(served.gw.store, second.json()["trace_id"])
     assert {s.attributes.get("session.id") for s in trace.spans} == {sid}
     assert trace.roots[0].attributes["user.id"] == served.key_id

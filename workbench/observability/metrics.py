@@ -1,6 +1,7 @@
 """Product metrics from traces and feedback: per day, model and prompt version.
 
-Rates are per answered trace (a trace with at least one LLM span): thumbs-up rate is
+Rates are per answered trace (a trace with an LLM span, or a RAG answer: a ``rag.ask``
+span, which extractive answers have without any LLM call): thumbs-up rate is
 ups / thumbs given (never mixed with implicit signals), retry / edit / copy / abandon
 rates are the share of answers that got that signal at least once. Latency is the root
 span's duration; time to first token comes from streamed LLM spans. Renders as a table
@@ -46,7 +47,8 @@ def _pct(values: list[float], q: float) -> float | None:
 
 def _answers(store: Store, since_ns: int) -> dict[str, dict[str, Any]]:
     """trace_id -> day, model, prompt_version, latency, ttft (traces with an LLM span)."""
-    stmt = (select(spans.c.trace_id, spans.c.parent_id, spans.c.kind, spans.c.start_ns,
+    stmt = (select(spans.c.trace_id, spans.c.parent_id, spans.c.kind, spans.c.name,
+                   spans.c.start_ns,
                    spans.c.duration_ms, spans.c.model, spans.c.attributes)
             .where(spans.c.start_ns >= since_ns).order_by(spans.c.start_ns))
     traces: dict[str, dict[str, Any]] = {}
@@ -61,7 +63,7 @@ def _answers(store: Store, since_ns: int) -> dict[str, dict[str, Any]]:
             t["traffic"] = attrs.get("workbench.traffic") or t["traffic"]
             if r.parent_id is None:
                 t["latency_ms"] = max(t["latency_ms"], r.duration_ms)
-            if r.kind == "LLM":
+            if r.kind == "LLM" or r.name == "rag.ask":
                 t["llm"] = True
                 t["model"] = r.model or t["model"]
                 if attrs.get("workbench.ttft_ms") is not None:

@@ -23,6 +23,7 @@ import difflib
 import json
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -171,29 +172,30 @@ def resolve(store: Store, ref: str | PromptVersion | None, default_name: str) ->
     return get(store, name, version=which)
 
 
-_cache: dict[tuple[int, str], tuple[float, PromptVersion]] = {}
+# Per store object (weak: a closed store's entries go with it), per name.
+_cache: weakref.WeakKeyDictionary[Store, dict[str, tuple[float, PromptVersion]]] = \
+    weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
 
 
 def production(store: Store, name: str) -> PromptVersion:
     """The production version of ``name``, cached for :data:`CACHE_TTL_S` (the answer
     path asks on every request); a label moved in this process is seen at once."""
-    key = (id(store), name)
     now = time.monotonic()
     with _cache_lock:
-        hit = _cache.get(key)
+        hit = _cache.get(store, {}).get(name)
     if hit is not None and now - hit[0] < CACHE_TTL_S:
         return hit[1]
     found = get(store, name)
     with _cache_lock:
-        _cache[key] = (now, found)
+        _cache.setdefault(store, {})[name] = (now, found)
     return found
 
 
 def _forget(name: str) -> None:
     with _cache_lock:
-        for key in [k for k in _cache if k[1] == name]:
-            del _cache[key]
+        for entries in _cache.values():
+            entries.pop(name, None)
 
 
 def set_label(store: Store, name: str, label: str, version: str, *, actor: str = "library",
