@@ -118,3 +118,15 @@ def test_a_production_label_move_reaches_answers_and_spans(served: Any) -> None:
     assert all(s.attributes["llm.prompt_template.version"] == cand.ref for s in llm)
     rows = product_metrics(store, by=("prompt_version",)).rows
     assert {r["prompt_version"] for r in rows} == {before["prompt"], cand.ref}
+
+
+def test_history_is_stored_and_resent_masked(served: Any) -> None:
+    canary = "alice.canary@example.com"
+    sid = _ask(served, f"When does the keeper light the lamp? Mail me at {canary}").json()[
+        "session_id"]
+    _ask(served, "When does the keeper trim the wick?", sid)
+    history = served.provider.calls[-1]["messages"][1]["content"]
+    assert canary not in history and "[EMAIL]" in history
+    from workbench.sessions import turns
+
+    assert all(canary not in t["question"] for t in turns(served.gw.store, sid))
