@@ -8,8 +8,6 @@ results and the session id to feedback.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import (
     JSON,
     Column,
@@ -18,20 +16,13 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    Table,
     Text,
 )
 
 from workbench.observability.schema import feedback, probe_results
-from workbench.store import MIGRATIONS, Store, _add_missing_column, metadata, register_migration
+from workbench.store import MIGRATIONS, Store, _add_missing_column, register_migration, table
 
-
-def _table(name: str, *items: Any) -> Table:
-    existing = metadata.tables.get(name)
-    return existing if existing is not None else Table(name, metadata, *items)
-
-
-prompts = _table(
+prompts = table(
     "prompts",
     Column("name", String(100), primary_key=True),
     Column("version", String(16), primary_key=True),  # content hash
@@ -43,7 +34,7 @@ prompts = _table(
     Column("created_by", String(160), nullable=False),
 )
 
-prompt_labels = _table(
+prompt_labels = table(
     "prompt_labels",
     Column("name", String(100), primary_key=True),
     Column("label", String(32), primary_key=True),
@@ -52,7 +43,7 @@ prompt_labels = _table(
     Column("updated_by", String(160), nullable=False),
 )
 
-prompt_deployments = _table(
+prompt_deployments = table(
     "prompt_deployments",
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(100), nullable=False),
@@ -68,8 +59,8 @@ prompt_deployments = _table(
 
 
 def _m70_prompts(conn: Connection) -> None:
-    for table in (prompts, prompt_labels, prompt_deployments):
-        table.create(conn, checkfirst=True)
+    for t in (prompts, prompt_labels, prompt_deployments):
+        t.create(conn, checkfirst=True)
 
 
 def _m71_probe_prompt_version(conn: Connection) -> None:

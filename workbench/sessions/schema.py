@@ -3,20 +3,12 @@ the key that started it, and its turns (masked question and answer, trace id).""
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Column, Connection, Float, Index, Integer, String, Table, Text
+from sqlalchemy import Column, Connection, Float, Index, Integer, String, Text
 
 from workbench.prompts import schema as _prompt_schema  # noqa: F401 - migrations 70-72 first
-from workbench.store import MIGRATIONS, Store, metadata, register_migration
+from workbench.store import MIGRATIONS, Store, register_migration, table
 
-
-def _table(name: str, *items: Any) -> Table:
-    existing = metadata.tables.get(name)
-    return existing if existing is not None else Table(name, metadata, *items)
-
-
-chat_sessions = _table(
+chat_sessions = table(
     "chat_sessions",
     Column("id", String(128), primary_key=True),
     Column("key_id", String(32), nullable=True),  # the key that started it (None: no auth)
@@ -28,7 +20,7 @@ chat_sessions = _table(
     Index("ix_chat_sessions_updated", "updated_at"),
 )
 
-chat_turns = _table(
+chat_turns = table(
     "chat_turns",
     Column("session_id", String(128), primary_key=True),
     Column("n", Integer, primary_key=True),  # 1, 2, ...
@@ -43,8 +35,8 @@ chat_turns = _table(
 
 
 def _m73_sessions(conn: Connection) -> None:
-    for table in (chat_sessions, chat_turns):
-        table.create(conn, checkfirst=True)
+    for t in (chat_sessions, chat_turns):
+        t.create(conn, checkfirst=True)
 
 
 if not any(v == 73 for v, _ in MIGRATIONS):
