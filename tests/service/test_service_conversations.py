@@ -53,3 +53,25 @@ def test_bad_files_say_what_is_wrong(tmp_path: Path) -> None:
     bad.write_text("conversations: [\n", encoding="utf-8")
     with pytest.raises(BadRequest, match="not valid YAML"):
         load_conversations(bad)
+
+
+def test_cli_runs_a_conversations_file(served: Any, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    path = tmp_path / "chats.yaml"
+    path.write_text(yaml.safe_dump(CONVERSATIONS), encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "workbench", "eval", "conversations",
+                           str(path), "--json"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode in (0, 1), proc.stderr  # 1: a turn failed its check
+    out = json.loads(proc.stdout)
+    assert [(t["conversation"], t["turn"]) for t in out["turns"]] == [("lamp", 1), ("lamp", 2)]
+    assert out["run_id"] and out["prompt"].startswith("rag.answer@")
+    bad = subprocess.run([sys.executable, "-m", "workbench", "eval", "conversations",
+                          str(tmp_path / "missing.yaml")], capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 1 and "no conversations file" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from workbench.cli import (
+    conversation_cmds,
     evals_cmds,
     gateway_cmds,
     lab_cmds,
@@ -32,6 +33,7 @@ service_cmds.register(app)
 evals_cmds.register(app)
 lab_cmds.register(app)
 prompts_cmds.register(app)
+conversation_cmds.register(evals_cmds.eval_app)
 
 
 def _flush_spans() -> None:
