@@ -35,6 +35,7 @@ def _():
     - Collect feedback with the service's chat widget: thumbs, copy, retry, edit, through
       the real `POST /feedback` endpoint.
     - Derive an implicit signal (a rephrased question) from behaviour, in code.
+    - Measure conversations: sessions, an escalate-to-a-human signal, containment rate.
     - Tell a product metric (did answers help?) from a vanity metric (how much traffic?).
     - Turn feedback into golden data for evals: edits are reference answers.
 
@@ -757,6 +758,186 @@ def _(gw):
 @app.cell(hide_code=True)
 def _():
     mo.md(r"""
+    ## 6. Conversations and the containment rate
+
+    A helpdesk assistant is a conversation, not a single answer. `POST /ask` returns a
+    `session_id`; send it back with the next question and the model sees the earlier
+    turns (trimmed to its context by one rule: the system prompt and the newest *whole*
+    turns that fit, never half a turn). The chat page keeps the conversation for you, and
+    it has a **Talk to a human** button: it posts an `escalate` signal for the session.
+
+    For a support bot the product metric that matters is the **containment rate**: the
+    share of conversations that ended *without* asking for a human. A conversation, not
+    an answer, is the unit: a user who asked three times and then gave up is one failed
+    conversation, not two good answers and a bad one. The platform's own traffic (probes,
+    eval runs, judges) is marked (`x-workbench-traffic`) and never counted.
+
+    An afternoon of conversations, through the real endpoints:
+    """)
+    return
+
+
+@app.cell
+def _(client):
+    AFTERNOON = [
+        # user, the questions of one conversation, did they ask for a human at the end?
+        ("ana", ["How many days of paid leave do I get?", "Where do I book leave?"], False),
+        ("ben", ["What does ERR-4711 mean?", "What should I do when ERR-4711 shows?"], True),
+        ("carla", ["How often does the VPN password rotate?"], False),
+    ]
+    conversations = []
+    for _user, _questions, _escalate in AFTERNOON:
+        _sid, _ids = None, []
+        for _q in _questions:
+            _body = {"question": _q, **({"session_id": _sid} if _sid else {})}
+            _r = client.post("/ask", json=_body)
+            _r.raise_for_status()
+            _sid = _r.json()["session_id"]
+            _ids.append(_r.json()["trace_id"])
+        if _escalate:  # what the "Talk to a human" button posts
+            client.post("/feedback", json={"session_id": _sid, "kind": "escalate",
+                                           "source_id": _user}).raise_for_status()
+        conversations.append({"user": _user, "session_id": _sid, "trace_ids": _ids,
+                              "traffic": None})
+    # The platform's probe asks too: marked, so it never counts as a user's conversation.
+    _p = client.post("/ask", json={"question": "How often does the VPN password rotate?"},
+                     headers={"x-workbench-traffic": "probe"}).json()
+    conversations.append({"user": "(probe)", "session_id": _p["session_id"],
+                          "trace_ids": [_p["trace_id"]], "traffic": "probe"})
+    labkit.table([{"user": c["user"], "session_id": c["session_id"][:18] + "…",
+                   "answers": len(c["trace_ids"]), "traffic": c["traffic"] or "product"}
+                  for c in conversations])
+    return (conversations,)
+
+
+@app.cell
+def _(client, conversations, gw):
+    _ = conversations
+    _lines = [line for line in client.get("/metrics").text.splitlines()
+              if line.startswith(("workbench_sessions", "workbench_feedback_messages{kind=\"esc"))]
+    mo.vstack([
+        mo.md("`GET /metrics` (what the platform alerts on), per model and prompt version "
+              "of each conversation's last answer:\n\n```\n" + "\n".join(_lines) + "\n```"),
+        mo.md("And in the notebook view, next to the thumbs, retry, edit and copy rates "
+              "(`metrics.product_metrics`, also in the feedback dashboard template):"),
+        metrics.product_metrics(gw.store, by=("model",)),
+    ])
+    return
+
+
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
+    ### Exercise 8.4 · Containment rate
+
+    Complete `containment_rate(conversations, rows)`: the share of **users'
+    conversations** (skip those whose `traffic` is not `None`) with **no** `escalate`
+    row on any of their answers. `conversations` is the list above (`trace_ids` are the
+    answers of each conversation); `rows` are feedback rows as `GET /feedback` returns
+    them (`trace_id`, `kind`, `value`, `session_id`, ...).
+    """)
+    return
+
+
+@app.cell
+def _():
+    # Exercise 8.4: complete the function
+    def containment_rate(conversations, rows):
+        return None
+
+    return (containment_rate,)
+
+
+@app.function(hide_code=True)
+def reference_containment(conversations, rows):
+    """The reference: contained users' conversations / users' conversations."""
+    escalated = {r["trace_id"] for r in rows if r["kind"] == "escalate"}
+    users = [c for c in conversations if c.get("traffic") is None]
+    kept = [c for c in users if not escalated & set(c["trace_ids"])]
+    return len(kept) / len(users) if users else 0.0
+
+
+@app.function(hide_code=True)
+def containment_cases():
+    """Hand-made conversations and rows with a known containment rate."""
+    def conv(*ids, traffic=None):
+        return {"trace_ids": list(ids), "traffic": traffic}
+
+    def row(tid, kind, value=True):
+        return {"trace_id": tid, "kind": kind, "value": value, "occurrences": 1}
+
+    return [
+        ("a long conversation that escalated", [conv("a1", "a2", "a3"), conv("b1")],
+         [row("a3", "escalate")], 0.5),
+        ("the probe's conversation", [conv("a1"), conv("b1"), conv("c1"),
+                                      conv("p1", traffic="probe")],
+         [row("a1", "escalate")], 2 / 3),
+        ("a thumbs-down without an escalate", [conv("a1"), conv("b1")],
+         [row("a1", "thumbs", False)], 1.0),
+        ("an escalate clicked twice", [conv("a1", "a2"), conv("b1"), conv("c1")],
+         [{**row("a2", "escalate"), "occurrences": 2}], 2 / 3),
+    ]
+
+
+@app.function(hide_code=True)
+def check_containment(fn, conversations, rows):
+    """Exercise 8.4: the function matches the reference here and on the hand-made cases."""
+    if fn is None or fn(conversations, rows) is None:
+        return labkit.todo("Complete containment_rate so that it returns a number.")
+    got = fn(conversations, rows)
+    if isinstance(got, bool) or not isinstance(got, int | float) or not 0 <= got <= 1:
+        return labkit.wrong(f"containment_rate should return a share between 0 and 1, got "
+                            f"{got!r}.")
+    advice = {
+        "a long conversation that escalated": "Count conversations, not answers: a "
+        "conversation with three answers that ended in an escalate is one failed "
+        "conversation.",
+        "the probe's conversation": "Leave out the platform's own traffic (traffic is not "
+        "None): a probe is not a user.",
+        "a thumbs-down without an escalate": "Only an escalate makes a conversation not "
+        "contained; a thumbs-down is a different signal.",
+        "an escalate clicked twice": "Count conversations with an escalate, not escalate "
+        "clicks (occurrences).",
+    }
+    for label, convs, case_rows, want in containment_cases():
+        value = fn(convs, case_rows)
+        if value is not None and abs(float(value) - (1 - want)) < 1e-9 and want != 0.5:
+            return labkit.wrong("That is the escalation rate: containment is the share of "
+                                "conversations that did *not* escalate.")
+        if value is None or abs(float(value) - want) > 1e-9:
+            return labkit.wrong(f"On {label}: got {value!r}, expected {want:.3f}. "
+                                f"{advice[label]}")
+    want = reference_containment(conversations, rows)
+    if abs(float(got) - want) > 1e-9:
+        return labkit.wrong(f"On the afternoon: got {got:.3f}, expected {want:.3f}.")
+    return labkit.right(f"Right: {want:.0%} of the conversations were contained. Watch it "
+                        "per prompt version: a prompt change that makes answers shorter can "
+                        "raise the thumbs-up rate and still send more people to a human.")
+
+
+@app.cell(hide_code=True)
+def _(containment_rate, conversations, fb_rows, client):
+    _ = fb_rows
+    _rows = client.get("/feedback", params={"limit": 1000}).json()
+    ex_containment = labkit.Exercise(
+        "8.4", "Containment rate", answer="containment_rate",
+        check=lambda fn: check_containment(fn, conversations, _rows),
+        solution=("def containment_rate(conversations, rows):\n"
+                  "    escalated = {r['trace_id'] for r in rows if r['kind'] == 'escalate'}\n"
+                  "    users = [c for c in conversations if c['traffic'] is None]\n"
+                  "    kept = [c for c in users if not escalated & set(c['trace_ids'])]\n"
+                  "    return len(kept) / len(users)"),
+        hints=["Keep the conversations whose traffic is None.",
+               "Collect the trace ids that got an escalate in a set; a conversation is "
+               "contained when none of its trace_ids is in it.",
+               "contained conversations / users' conversations."])
+    ex_containment.feedback(containment_rate, env={})
+    return
+
+
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
     ## Recap
 
     - Every answer carries a `trace_id`; the widget posts thumbs, copy, retry and edit to
@@ -768,6 +949,9 @@ def _():
       retry, edit, thumbs-up per thumbs given) are product metrics: they move when quality
       moves.
     - Edits are golden rows with a reference; thumbs-down rows need a human to write one.
+    - A conversation is a session (`session_id` on `/ask`); its containment rate (no
+      "talk to a human") is the chatbot's product metric, per day, model and prompt
+      version, with probe and eval traffic left out.
 
     ## Take it to your team
 
@@ -890,6 +1074,41 @@ def test_golden_check():
                          {"id": "r1", "question": "q1", "reference": _edits["t2"],
                           "metadata": {"trace_id": "t2"}}])
     assert not check_golden(_swapped, _edits).ok
+    return
+
+
+@app.cell
+def test_containment_check():
+    _convs = [{"trace_ids": ["a1", "a2"], "traffic": None},
+              {"trace_ids": ["b1"], "traffic": None},
+              {"trace_ids": ["p1"], "traffic": "probe"}]
+    _rows = [{"trace_id": "a2", "kind": "escalate", "value": True, "occurrences": 1}]
+
+    def _per_answer(convs, rows):
+        ids = [t for c in convs if c["traffic"] is None for t in c["trace_ids"]]
+        bad = {r["trace_id"] for r in rows if r["kind"] == "escalate"}
+        return sum(t not in bad for t in ids) / len(ids)
+
+    def _with_probes(convs, rows):
+        bad = {r["trace_id"] for r in rows if r["kind"] == "escalate"}
+        return sum(not bad & set(c["trace_ids"]) for c in convs) / len(convs)
+
+    def _escalation_rate(convs, rows):
+        return 1 - reference_containment(convs, rows)
+
+    def _any_negative(convs, rows):
+        bad = {r["trace_id"] for r in rows if r["kind"] in ("escalate", "thumbs")}
+        users = [c for c in convs if c["traffic"] is None]
+        return sum(not bad & set(c["trace_ids"]) for c in users) / len(users)
+
+    assert check_containment(None, _convs, _rows).todo
+    assert check_containment(lambda c, r: None, _convs, _rows).todo
+    assert not check_containment(lambda c, r: 50.0, _convs, _rows).ok
+    assert not check_containment(_per_answer, _convs, _rows).ok
+    assert not check_containment(_with_probes, _convs, _rows).ok
+    assert not check_containment(_escalation_rate, _convs, _rows).ok
+    assert not check_containment(_any_negative, _convs, _rows).ok
+    assert check_containment(reference_containment, _convs, _rows).ok
     return
 
 

@@ -22,7 +22,7 @@ with app.setup:
     from pydantic import ValidationError
 
     import workbench
-    from workbench import evals, retrieval
+    from workbench import evals, prompts, retrieval
     from workbench.evals import checks, probes
     from workbench.observability import traces
     from workbench.retrieval import MIN_SIMILARITY, ChunkingConfig
@@ -52,6 +52,7 @@ def _():
     - Load-test the service and read p50, p95 and errors.
     - Measure the road: lead time and change failure rate, where prompt, model and index
       changes are changes too.
+    - Move a prompt version from candidate to production behind the eval gate.
 
     **Time:** about 45 minutes.
     """)
@@ -905,6 +906,157 @@ def _(CHANGE_LOG, change_failure_rate, median_lead_time_h):
     return
 
 
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
+    ## 7. A prompt change is a deployment
+
+    Prompts are versioned artifacts in the workbench's registry (`workbench prompts`):
+    every version is a content hash, and **labels** say which version does what. The
+    service answers with the version labelled `production` (`rag.answer`; until a team
+    labels one, the built-in default). A new version is pushed as `candidate`, goes
+    through the same eval gate as an index change, and only `prompts.promote()` moves
+    `production` to it, refusing when the gate fails or when the run evaluated another
+    version. The move is audited and recorded as a **deployment**, with the version's
+    push time as its first commit: lead time and change failure rate count it.
+
+    ```bash
+    workbench prompts push rag.answer --file answer.yaml --label candidate
+    workbench prompts diff rag.answer production candidate
+    workbench prompts label rag.answer production <version>   # no gate: avoid
+    workbench prompts deployments
+    ```
+    """)
+    return
+
+
+@app.cell
+def _(gw):
+    _live = prompts.get(gw.store, "rag.answer")
+    candidate = prompts.push(gw.store, "rag.answer", [
+        {"role": "system", "content": "You answer colleagues' questions from the team "
+                                      "handbook. Use only the numbered sources and cite "
+                                      "them like [1]. If they do not say, answer \"I don't "
+                                      "know\". One or two sentences."},
+        {"role": "user", "content": "Sources:\n\n{{sources}}\n\nQuestion: {{question}}"},
+    ], labels=["candidate"], description="the handbook voice, shorter answers")
+    mo.vstack([
+        mo.md(f"Production: `{_live.ref}` ({_live.source}). Candidate: `{candidate.ref}`."),
+        labkit.Html(labkit.code_block(
+            prompts.diff(gw.store, "rag.answer", "production", "candidate"))),
+    ])
+    return (candidate,)
+
+
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
+    ### Exercise 9.4 · Ship the prompt behind the gate
+
+    Run the golden set (`GOLDEN`, with the `found_the_passage` check) on the **candidate**
+    (`evals.rag_target(gw, collection="lab9_handbook", max_tokens=MAX_TOKENS,
+    prompt="rag.answer@candidate")`, `metrics=[]`), then promote it with
+    `prompts.promote(gw.store, "rag.answer", run, thresholds)`. Set `prompt_run` to the
+    run. The check looks at the run and at the recorded deployment.
+    """)
+    return
+
+
+@app.cell
+def _():
+    # Exercise 9.4: evaluate the candidate, promote it, keep the run
+    prompt_run = None
+    return (prompt_run,)
+
+
+@app.function(hide_code=True)
+def check_prompt_ship(run, deploys, candidate):
+    """Exercise 9.4: ``run`` ({id, prompt}) evaluated ``candidate`` (a version) and the
+    deployment of ``candidate`` went through a gate on that run demanding every check."""
+    if run is None:
+        return labkit.todo("Set prompt_run to the eval run of the candidate.")
+    used = run.get("prompt") or {}
+    if used.get("version") != candidate:
+        return labkit.wrong(f"That run evaluated {used.get('name', 'no registry prompt')}@"
+                            f"{used.get('version', '?')}, not the candidate {candidate}: "
+                            "pass prompt='rag.answer@candidate' to rag_target.")
+    mine = [d for d in deploys if d["change"].endswith("@" + candidate)]
+    if not mine:
+        return labkit.wrong("The candidate is not in production: call prompts.promote(gw.store, "
+                            "'rag.answer', prompt_run, thresholds).")
+    last = mine[-1]
+    if not last.get("gate_run"):
+        return labkit.wrong("Production moved without a gate (set_label or `prompts label`): "
+                            "use prompts.promote with the eval run.")
+    if last["gate_run"] != run["id"]:
+        return labkit.wrong("The deployment was gated on another run than prompt_run.")
+    if (last.get("thresholds") or {}).get("checks", 0) < 1.0:
+        return labkit.wrong("The checks are deterministic: the gate should demand all of "
+                            "them ({'checks': 1.0}), as for the index change.")
+    return labkit.right(f"Right: {candidate} is in production, gated on {run['id']}. The route "
+                        "metrics of section 6 now count it as a deployment.")
+
+
+@app.function(hide_code=True)
+def run_facts(run):
+    """What 9.4's check needs of an eval run."""
+    return None if run is None else {"id": run.id,
+                                     "prompt": run.config["target"].get("prompt") or {}}
+
+
+@app.cell(hide_code=True)
+def _(GOLDEN, MAX_TOKENS, candidate, found_the_passage, gw, prompt_run):
+    ex_prompt = labkit.Exercise(
+        "9.4", "Ship the prompt behind the gate", answer="prompt_run",
+        check=lambda run: check_prompt_ship(run_facts(run), prompts.deployments(
+            gw.store, "rag.answer"), candidate.version),
+        solution=('prompt_run = evals.evaluate(\n'
+                  '    GOLDEN, target=evals.rag_target(gw, collection="lab9_handbook",\n'
+                  '                                    max_tokens=MAX_TOKENS,\n'
+                  '                                    prompt="rag.answer@candidate"),\n'
+                  '    metrics=[], checks=[found_the_passage], gateway=gw,\n'
+                  '    name="lab9 prompt candidate")\n'
+                  'prompts.promote(gw.store, "rag.answer", prompt_run, {"checks": 1.0})'),
+        hints=["rag_target(..., prompt='rag.answer@candidate') pins the candidate version "
+               "for the whole run and records it in run.config.",
+               "prompts.promote refuses a run of another version and a failing gate: read "
+               "its message.",
+               "Deterministic checks: demand all of them, {'checks': 1.0}."])
+    ex_prompt.feedback(prompt_run, env={"GOLDEN": GOLDEN, "evals": evals, "gw": gw,
+                                        "MAX_TOKENS": MAX_TOKENS, "prompts": prompts,
+                                        "found_the_passage": found_the_passage})
+    return (ex_prompt,)
+
+
+@app.cell
+def _(CHANGE_LOG, app_key, ex_prompt, gw, live_url):
+    _ = ex_prompt  # after the exercise (in CI its solution promoted the candidate)
+    _answer = httpx.post(live_url + "/ask", json={"question": "What is the daily meal "
+                                                  "allowance when travelling?"},
+                         headers={"Authorization": f"Bearer {app_key}"}, timeout=300).json()
+    traces.flush(gw.store, 5.0)
+    _versions = sorted({s.attributes.get("workbench.prompt.version") or "-"
+                        for s in traces.get_trace(gw.store, _answer["trace_id"]).spans})
+    prompt_deploys = prompts.deployments(gw.store, "rag.answer")
+    _road = [*CHANGE_LOG, *prompt_deploys]
+    _deployed = [c for c in _road if c["deployed"]]
+    mo.vstack([
+        mo.md(f"The live service now answers with `{_answer.get('prompt')}`; the spans of "
+              f"that answer record prompt version(s) {', '.join(_versions)}."),
+        labkit.table([{k: d.get(k) for k in ("change", "first_commit", "deployed", "gate",
+                                             "failure")} for d in prompt_deploys])
+        if prompt_deploys else labkit.callout("No prompt deployment yet: do exercise 9.4.",
+                                              "todo"),
+        mo.md(f"The road now has {len(_deployed)} deployments: "
+              f"{len(_deployed) - len(prompt_deploys)} from the month's change log plus "
+              f"{len(prompt_deploys)} prompt move(s) from the registry "
+              "(`prompts.deployments()` has the same fields as `CHANGE_LOG`). A rollback "
+              "(`workbench prompts rollback rag.answer`) marks the deployment it undoes "
+              "as a change failure."),
+    ])
+    return (prompt_deploys,)
+
+
 @app.cell
 def _(
     contract_rows,
@@ -916,12 +1068,13 @@ def _(
     load_results,
     my_probe_run,
     probe_report,
+    prompt_deploys,
     service_metrics,
 ):
     # In CI (and nbmake) the lab stops what it started, after every cell that uses the
     # service; in class the service keeps running until the notebook stops.
     _ = (contract_rows, first_answer, gate_runs, load_results, my_probe_run, probe_report,
-         service_metrics)
+         prompt_deploys, service_metrics)
     if labkit.ci_mode():
         for _server in SERVERS.values():
             _server.stop()
@@ -951,6 +1104,9 @@ def _():
       requests, a hosted one hits rate limits and budgets first.
     - Lead time and change failure rate measure the road; count prompt, model and index
       changes, and count quality failures as failures.
+    - Prompts are versioned artifacts: push a candidate, gate it, `prompts.promote()` it;
+      the production move is audited, shows in spans, eval runs and the probes' drift
+      report, and counts as a deployment.
 
     ## Take it to your team
 
@@ -1040,6 +1196,23 @@ def test_percentile():
     assert percentile(list(range(1, 101)), 50) == 50
     assert percentile(list(range(1, 101)), 95) == 95
     assert percentile([3, 1, 2], 100) == 3
+    return
+
+
+@app.cell
+def test_prompt_ship_check():
+    _gated = {"change": "prompt rag.answer@abc", "gate_run": "run_1",
+              "thresholds": {"checks": 1.0}}
+    _run = {"id": "run_1", "prompt": {"name": "rag.answer", "version": "abc"}}
+    assert check_prompt_ship(None, [], "abc").todo
+    assert not check_prompt_ship({"id": "run_1", "prompt": {"name": "rag.answer",
+                                                             "version": "old"}},
+                                 [_gated], "abc").ok  # evaluated the live prompt
+    assert not check_prompt_ship(_run, [], "abc").ok  # never promoted
+    assert not check_prompt_ship(_run, [{**_gated, "gate_run": None}], "abc").ok  # no gate
+    assert not check_prompt_ship(_run, [{**_gated, "gate_run": "run_0"}], "abc").ok
+    assert not check_prompt_ship(_run, [{**_gated, "thresholds": {"checks": 0.5}}], "abc").ok
+    assert check_prompt_ship(_run, [_gated], "abc").ok
     return
 
 

@@ -79,3 +79,9 @@ def test_guardrails_cost_quick() -> None:
     out = run_script("guardrails_cost.py")
     assert number_after("ascii prose, no PII", out) > 0
     assert "ratio now/base per request:" in out
+
+
+def test_session_overhead_bench() -> None:
+    out = run_script("session_overhead.py", timeout=300)
+    assert number_after("prompt lookup, cached (answer path)", out) > 0
+    assert number_after("session turn: open + add (2 reads, 1 write)", out) > 0

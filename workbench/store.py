@@ -156,6 +156,14 @@ processes = Table(
 Migration = Callable[[Connection], None]
 
 
+def table(name: str, *items: Any) -> Table:
+    """The table ``name`` on the shared metadata, or the one already defined: a capability
+    module imported twice (``importlib.reload`` in a notebook, pytester's module snapshots)
+    must not define it twice."""
+    existing = metadata.tables.get(name)
+    return existing if existing is not None else Table(name, metadata, *items)
+
+
 def _m1_governance(conn: Connection) -> None:
     for table in (teams, keys, rate_windows, ledger, audit, response_cache, reservations):
         table.create(conn, checkfirst=True)

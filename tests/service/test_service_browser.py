@@ -12,12 +12,14 @@ import re
 import shutil
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import live_server
 from tests.service.service_helpers import QUESTION
 from workbench.models import ledger
 from workbench.observability.feedback import list_feedback
+from workbench.sessions import containment_by_label
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -104,3 +106,53 @@ def test_ask_then_every_feedback_control(make_service: Any, browser: Any) -> Non
     assert ledger.entries(served.gw.store, trace_id=second.group(1))  # the regenerated answer
     assert not problems, problems
 
+
+
+def test_a_conversation_then_escalate_to_a_human(make_service: Any, browser: Any) -> None:
+    """Two questions in one conversation (the page sends the session id back), the first
+    answer moves up into the conversation, then "Talk to a human" records an escalate for
+    the session: the containment rate on /metrics drops to 0."""
+    from playwright.sync_api import expect
+
+    served = make_service(model="smollm2-135m", max_tokens=24)
+    secret = served.headers["Authorization"].split()[1]
+    with live_server(served.app) as base:
+        page = browser.new_context().new_page()
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.set_default_timeout(30_000)
+        page.goto(base + "/")
+        page.fill("#key", secret)
+        page.click("#save-key")
+        for question in (QUESTION, "When does the keeper trim the wick?"):
+            page.fill("#question", question)
+            page.click("#ask")
+            expect(page.locator("body")).to_have_attribute("data-state", "done",
+                                                          timeout=ANSWER_TIMEOUT_MS)
+        expect(page.locator("#conversation li")).to_have_count(1)
+        expect(page.locator("#conversation li .turn-question")).to_have_text(QUESTION)
+        expect(page.locator("#session")).to_contain_text("2 answers")
+        session_id = page.locator("body").get_attribute("data-session")
+        assert session_id and session_id.startswith("sess_")
+
+        def contained() -> list[str]:
+            text = httpx.get(base + "/metrics", timeout=30).text
+            return [line for line in text.splitlines()
+                    if line.startswith("workbench_sessions_contained_ratio{")]
+
+        before = containment_by_label(served.gw.store)
+        assert [(r["sessions"], r["contained"]) for r in before] == [(1, 1)]
+        page.click("#escalate")
+        expect(page.locator("#feedback-log")).to_contain_text("Recorded escalate (created)")
+        expect(page.locator("#escalated")).to_be_visible()
+        expect(page.locator("#escalate")).to_be_disabled()
+        assert [float(line.rsplit(" ", 1)[1]) for line in contained()] == [0.0]
+
+        page.click("#new-conversation")
+        expect(page.locator("#conversation-panel")).to_be_hidden()
+        expect(page.locator("body")).to_have_attribute("data-session", "")
+        assert not problems, problems
+
+    rows = [r for r in list_feedback(served.gw.store, kind="escalate")]
+    assert len(rows) == 1 and rows[0]["session_id"] == session_id

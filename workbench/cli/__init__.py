@@ -12,10 +12,12 @@ import typer
 from rich.markup import escape
 
 from workbench.cli import (
+    conversation_cmds,
     evals_cmds,
     gateway_cmds,
     lab_cmds,
     observability_cmds,
+    prompts_cmds,
     retrieval_cmds,
     service_cmds,
     setup_cmds,
@@ -30,6 +32,8 @@ observability_cmds.register(app)
 service_cmds.register(app)
 evals_cmds.register(app)
 lab_cmds.register(app)
+prompts_cmds.register(app)
+conversation_cmds.register(evals_cmds.eval_app)
 
 
 def _flush_spans() -> None:

@@ -239,6 +239,8 @@ def compare_cmd(
         console.print(f"A = {result.run_a.label}   B = {result.run_b.label}", highlight=False)
         if not result.same_dataset:
             console.print("[yellow]different dataset versions: only shared samples compared[/]")
+        if result.prompt_change:
+            console.print(result.prompt_change, highlight=False, markup=False)
         rows = [{"metric": d.metric, "A": d.mean_a, "B": d.mean_b, "delta": d.delta,
                  "failed": f"{d.failed_a}->{d.failed_b}", "": "REGRESSED" if d.regressed else ""}
                 for d in result.deltas]

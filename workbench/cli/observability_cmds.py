@@ -23,24 +23,29 @@ def _store() -> Any:
 LimitOpt = Annotated[int, typer.Option(help="How many traces.")]
 SinceOpt = Annotated[float | None, typer.Option(help="Only the last N hours.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+SessionOpt = Annotated[str | None, typer.Option(
+    "--session", help="Only the traces of this conversation (session.id).")]
 
 
 @traces_app.callback()
 def traces_default(ctx: typer.Context, limit: LimitOpt = 20, since_hours: SinceOpt = None,
-                   as_json: JsonOpt = False) -> None:
+                   as_json: JsonOpt = False, session: SessionOpt = None) -> None:
     """List recent traces (newest first). `workbench traces show ID` shows one."""
     if ctx.invoked_subcommand is None:
-        traces_list(limit, since_hours, as_json)
+        traces_list(limit, since_hours, as_json, session)
 
 
 @traces_app.command("list")
 def traces_list(limit: LimitOpt = 20, since_hours: SinceOpt = None,
-                as_json: JsonOpt = False) -> None:
+                as_json: JsonOpt = False, session: SessionOpt = None) -> None:
     """List recent traces (newest first): root span, duration, spans, model, errors."""
     from workbench.observability.traces import list_traces
 
     since = time.time() - since_hours * 3600 if since_hours else None
-    rows = list_traces(_store(), limit=limit, since=since).rows
+    rows = list_traces(_store(), limit=limit, since=since, session=session).rows
+    if session and not rows and not as_json:
+        console.print(f"no traces in session {session!r}", highlight=False, markup=False)
+        return
     if as_json:
         print_json(rows)
         return

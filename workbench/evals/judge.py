@@ -58,7 +58,8 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     except RuntimeError:
         return asyncio.run(coro)
     with ThreadPoolExecutor(1, thread_name_prefix="workbench-evals") as pool:
-        return pool.submit(asyncio.run, coro).result()
+        # In the caller's context: its session / traffic marks reach the judge's spans.
+        return pool.submit(contextvars.copy_context().run, asyncio.run, coro).result()
 
 
 @dataclass
@@ -307,6 +308,13 @@ class Judge:
             self._app = create_app(self.gateway)
         return httpx.ASGITransport(app=self._app)
 
+    def _instructions(self) -> dict[str, str]:
+        """The judge prompts in force (registry ``production``, else built-in)."""
+        from workbench import prompts
+
+        names = (prompts.JUDGE_FAITHFULNESS, prompts.JUDGE_RELEVANCY)
+        return {n: prompts.production(self.gateway.store, n).text() for n in names}
+
     @asynccontextmanager
     async def _session(self, specs: Sequence[MetricSpec]) -> AsyncIterator[_Session]:
         needs_model = [s for s in specs if s.uses_model]
@@ -328,7 +336,7 @@ class Judge:
             client = AsyncOpenAI(base_url=base, api_key=secret, http_client=http, max_retries=0)
             kit = JudgeKit(client=client, model=str(self.model), embed_model=str(self.embed_model),
                            max_tokens=int(self.max_tokens or 256), temperature=self.temperature,
-                           max_attempts=self.max_attempts)
+                           max_attempts=self.max_attempts, instructions=self._instructions())
             built = {s.name: s.build(kit, self._opts(s)) for s in specs}
             versions = {s.name: prompt_version(m) for s, m in zip(specs, built.values(), strict=True)}
             yield _Session(built, versions, asyncio.Semaphore(self.concurrency or 1), http)

@@ -95,6 +95,7 @@ class _JudgeCall:
     max_tokens: int
     temperature: float
     max_attempts: int
+    instruction: str = ""  # the registry's judge prompt when a team overrides it
 
     async def ask(self, metric: str, instruction: str, data: dict[str, Any],
                   out: type[BaseModel]) -> Any:
@@ -118,7 +119,7 @@ class Faithfulness(_JudgeCall):
     name = "wb_faithfulness"
 
     def prompt_version(self) -> str:
-        return _version(self.name, FAITHFULNESS_INSTRUCTION,
+        return _version(self.name, self.instruction or FAITHFULNESS_INSTRUCTION,
                         FaithfulnessVerdicts.model_json_schema())
 
     async def ascore(self, user_input: str, response: str,
@@ -126,7 +127,7 @@ class Faithfulness(_JudgeCall):
         if not response or not user_input or not retrieved_contexts:
             raise ValueError("faithfulness needs a question, an answer and contexts")
         verdicts: FaithfulnessVerdicts = await self.ask(
-            self.name, FAITHFULNESS_INSTRUCTION,
+            self.name, self.instruction or FAITHFULNESS_INSTRUCTION,
             {"question": user_input, "answer": response,
              "context": "\n".join(retrieved_contexts)}, FaithfulnessVerdicts)
         items = verdicts.statements
@@ -146,13 +147,14 @@ class AnswerRelevancy(_JudgeCall):
     name = "wb_answer_relevancy"
 
     def prompt_version(self) -> str:
-        return _version(self.name, RELEVANCY_INSTRUCTION, GeneratedQuestion.model_json_schema(),
-                        self.embed_model)
+        return _version(self.name, self.instruction or RELEVANCY_INSTRUCTION,
+                        GeneratedQuestion.model_json_schema(), self.embed_model)
 
     async def ascore(self, user_input: str, response: str) -> MetricValue:
         if not response or not user_input:
             raise ValueError("answer relevancy needs a question and an answer")
-        gen: GeneratedQuestion = await self.ask(self.name, RELEVANCY_INSTRUCTION,
+        gen: GeneratedQuestion = await self.ask(self.name,
+                                                self.instruction or RELEVANCY_INSTRUCTION,
                                                 {"response": response}, GeneratedQuestion)
         if not gen.question.strip():
             return MetricValue(0.0, "the judge generated no question")

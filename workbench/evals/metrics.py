@@ -44,6 +44,9 @@ class JudgeKit:
     temperature: float
     max_attempts: int
     _ragas: tuple[Any, Any] | None = field(default=None, repr=False)
+    # Registry prompt name -> the text in force (workbench.prompts): a team's override of
+    # a judge instruction; missing names use the built-in text.
+    instructions: dict[str, str] = field(default_factory=dict)
 
     def _ragas_pair(self) -> tuple[Any, Any]:
         if self._ragas is None:
@@ -82,8 +85,10 @@ def _own(kind: str) -> Callable[[Any, Mapping[str, Any]], Any]:
         from workbench.evals import judge_metrics as jm
 
         if kind == "faithfulness":
-            return jm.Faithfulness(**kit.call_options())
-        return jm.AnswerRelevancy(**kit.call_options(), embed_model=kit.embed_model)
+            return jm.Faithfulness(**kit.call_options(),
+                                   instruction=kit.instructions.get("judge.faithfulness", ""))
+        return jm.AnswerRelevancy(**kit.call_options(), embed_model=kit.embed_model,
+                                  instruction=kit.instructions.get("judge.answer_relevancy", ""))
 
     return build
 

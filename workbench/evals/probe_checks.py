@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 ExpectKind = Literal["exact", "pattern", "json_schema", "semantic", "judge"]
 KINDS: tuple[ExpectKind, ...] = ("exact", "pattern", "json_schema", "semantic", "judge")
+# The built-in default of the registry prompt ``probe.judge`` (workbench.prompts).
+JUDGE_TEMPLATE = ("You grade an assistant's answer. Reply in JSON with pass (true/false) and a "
+                  "short reason.\nCriteria: {{criteria}}\nQuestion: {{question}}\n"
+                  "Answer: {{answer}}")
 JUDGE_SCHEMA = {"type": "object", "properties": {"pass": {"type": "boolean"},
                                                   "reason": {"type": "string"}},
                 "required": ["pass", "reason"]}
@@ -119,12 +123,15 @@ def check(expect: Expectation, output: str, question: str, gateway: Gateway | No
 
 
 def _judge(expect: Expectation, output: str, question: str, gateway: Gateway) -> Verdict:
-    prompt = ("You grade an assistant's answer. Reply in JSON with pass (true/false) and a "
-              f"short reason.\nCriteria: {expect.target}\nQuestion: {question}\n"
-              f"Answer: {output}")
-    res = gateway.chat([{"role": "user", "content": prompt}], model=expect.judge_model,
-                       max_tokens=96, temperature=0,
-                       response_format={"type": "json_object", "schema": JUDGE_SCHEMA})
+    from workbench import prompts
+    from workbench.observability import tracing
+
+    template = prompts.production(gateway.store, prompts.PROBE_JUDGE)
+    messages = template.render(criteria=expect.target, question=question, answer=output)
+    with tracing.traffic("judge"), tracing.prompt_context(template.span_attributes()):
+        res = gateway.chat(messages, model=expect.judge_model,
+                           max_tokens=96, temperature=0,
+                           response_format={"type": "json_object", "schema": JUDGE_SCHEMA})
     try:
         verdict = res.json()
         passed = verdict["pass"]
@@ -134,4 +141,4 @@ def _judge(expect: Expectation, output: str, question: str, gateway: Gateway) ->
                    1.0 if passed else 0.0)
 
 
-__all__ = ["KINDS", "Expectation", "Verdict", "check", "to_check"]
+__all__ = ["JUDGE_TEMPLATE", "KINDS", "Expectation", "Verdict", "check", "to_check"]

@@ -38,6 +38,7 @@ from workbench.errors import BadRequest, ConfigError, WorkbenchError
 from workbench.evals.probe_checks import Expectation, Verdict, check
 from workbench.observability.schema import ensure_schema, probe_results, probe_runs
 from workbench.observability.views import html_table
+from workbench.prompts import schema as _prompt_schema  # noqa: F401 - probe prompt_version
 from workbench.store import Store
 
 # The workbench gateway's trace-id response header (workbench.models.server.TRACE_HEADER;
@@ -69,6 +70,9 @@ class Probe(BaseModel):
     name: str = Field(min_length=1, max_length=128, pattern=r"^[\w.\-]+$")
     input: str = Field(min_length=1, description="The user message (or /ask question).")
     system: str | None = None
+    prompt: str | None = Field(None, max_length=160, description=(
+        "A registry prompt (name, name@label or name@version; workbench.prompts) instead of "
+        "system: one system and one user message, {{input}} in it is the probe's input."))
     model: str | None = Field(None, description="Default: the profile's chat model.")
     max_tokens: int = Field(32, gt=0, le=4096)
     temperature: float = Field(0.0, ge=0, le=2)
@@ -166,6 +170,7 @@ class Output:
     model_version: str | None
     latency_ms: float
     trace_id: str | None = None
+    prompt_version: str | None = None  # name@version of the registry prompt behind it
 
 
 class Target(Protocol):
@@ -222,7 +227,9 @@ class HttpTarget:
             base = url.removesuffix("/chat/completions")
             self.endpoint = (base if base.endswith("/v1") else base + "/v1") + "/chat/completions"
         self.label = f"{api}:{self.endpoint}"
-        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+        # Probe traffic is marked: the service leaves it out of its product metrics.
+        self._headers = {"x-workbench-traffic": "probe",
+                         **({"Authorization": f"Bearer {key}"} if key else {})}
         self.timeout_s = timeout_s
 
     def call(self, probe: Probe) -> Output:
@@ -253,8 +260,8 @@ class HttpTarget:
                                  status=502)
         if self.api == "ask":
             return Output(str(data.get("answer") or ""), data.get("model"),
-                          data.get("model_version") or data.get("prompt_version"), latency,
-                          data.get("trace_id"))
+                          data.get("model_version"), latency, data.get("trace_id"),
+                          data.get("prompt"))
         choices = data.get("choices") or [{}]
         text = str((choices[0].get("message") or {}).get("content") or "")
         return Output(text, data.get("model"), data.get("system_fingerprint"), latency,
@@ -276,6 +283,7 @@ class ProbeResult:
     latency_ms: float | None
     trace_id: str | None
     error: str | None = None
+    prompt_version: str | None = None  # name@version: a registry prompt (probe or service)
 
     @property
     def output_hash(self) -> str | None:
@@ -340,19 +348,46 @@ def check_output(probe: Probe, text: str, checker: Gateway | None = None) -> Ver
     return check(probe.expect, text, probe.input, checker)
 
 
-def run_one(probe: Probe, target: Target, checker: Gateway | None) -> ProbeResult:
+def with_prompt(probe: Probe, store: Store) -> tuple[Probe, str | None]:
+    """The probe with its registry ``prompt`` rendered into system and input, and the
+    prompt's name@version (None for a probe without one)."""
+    if not probe.prompt:
+        return probe, None
+    from workbench import prompts
+
+    found = prompts.resolve(store, probe.prompt, probe.prompt)
+    values = {"input": probe.input} if "input" in found.variables else {}
+    messages = found.render(values)
+    roles = [m["role"] for m in messages]
+    if roles not in (["user"], ["system", "user"]):
+        raise BadRequest(f"probe {probe.name}: prompt {found.ref} must be one system and one "
+                         f"user message (it has {roles})")
+    user = messages[-1]["content"] if values else (
+        messages[-1]["content"] + "\n\n" + probe.input)
+    return probe.model_copy(update={
+        "system": messages[0]["content"] if len(messages) == 2 else None,
+        "input": user}), found.ref
+
+
+def run_one(probe: Probe, target: Target, checker: Gateway | None,
+            prompt_version: str | None = None) -> ProbeResult:
+    from workbench.observability import tracing
+
     try:
-        out = target.call(probe)
+        with tracing.traffic("probe"):
+            out = target.call(probe)
     except WorkbenchError as exc:
         return ProbeResult(probe.name, False, probe.expect.kind, "call failed", None, None,
-                           probe.model, None, probe.prompt_hash, None, None, exc.message)
+                           probe.model, None, probe.prompt_hash, None, None, exc.message,
+                           prompt_version)
     try:
         verdict = check(probe.expect, out.text, probe.input, checker)
     except WorkbenchError as exc:
         verdict = Verdict(False, f"check failed: {exc.message}")
     return ProbeResult(probe.name, verdict.ok, probe.expect.kind, verdict.detail, verdict.score,
                        out.text[:MAX_OUTPUT_STORED], out.model, out.model_version,
-                       probe.prompt_hash, out.latency_ms, out.trace_id)
+                       probe.prompt_hash, out.latency_ms, out.trace_id,
+                       prompt_version=out.prompt_version or prompt_version)
 
 
 def _previous(store: Store, probe: str, target: str, before_run: str) -> dict[str, Any] | None:
@@ -374,19 +409,27 @@ def detect_drift(prev: dict[str, Any] | None, cur: ProbeResult) -> Drift | None:
     model_before = f"{prev['model']} [{prev['model_version'] or '?'}]"
     model_now = f"{cur.model} [{cur.model_version or '?'}]"
     model_changed = (prev["model"], prev["model_version"]) != (cur.model, cur.model_version)
-    prompt_changed = prev["prompt_hash"] != cur.prompt_hash
+    before_v, now_v = prev.get("prompt_version"), cur.prompt_version
+    version_changed = before_v != now_v and (before_v or now_v) is not None
+    prompt_changed = prev["prompt_hash"] != cur.prompt_hash or version_changed
+    change = (f"{before_v or '?'} -> {now_v or '?'}" if version_changed
+              else f"{prev['prompt_hash']} -> {cur.prompt_hash}")
     if prev["ok"] != int(cur.ok):
         if model_changed:
             return Drift(cur.probe, "model", f"{cur.probe}: {was} -> {now} after the model "
                          f"changed from {model_before} to {model_now}")
         if prompt_changed:
-            return Drift(cur.probe, "prompt", f"{cur.probe}: {was} -> {now} after the probe's "
-                         f"prompt changed ({prev['prompt_hash']} -> {cur.prompt_hash})")
+            return Drift(cur.probe, "prompt", f"{cur.probe}: {was} -> {now} after the "
+                         f"prompt changed ({change})")
         return Drift(cur.probe, "silent", f"{cur.probe}: {was} -> {now} with the same model "
                      f"{model_now} and prompt: a silent upstream update or a flaky probe")
     if model_changed and prev["output_hash"] != cur.output_hash:
         return Drift(cur.probe, "model-output", f"{cur.probe}: still {now}, but the model "
                      f"changed ({model_before} -> {model_now}) and so did the output")
+    if version_changed:
+        # A prompt deployment the probe survived: worth a line next to the deploy.
+        return Drift(cur.probe, "prompt", f"{cur.probe}: still {now} after the prompt "
+                     f"changed ({change})")
     return None
 
 
@@ -401,7 +444,10 @@ def run_probes(probes: list[Probe], target: Target, store: Store,
     with store.write() as conn:
         conn.execute(insert(probe_runs).values(id=run_id, started_at=started,
                                                target=target.label[:256], probes=len(probes)))
-    results = [run_one(p, target, checker) for p in probes]
+    results = []
+    for p in probes:
+        rendered, version = with_prompt(p, store)
+        results.append(run_one(rendered, target, checker, version))
     found = (detect_drift(_previous(store, r.probe, target.label[:256], run_id), r)
              for r in results)
     drift = [d for d in found if d is not None]
@@ -412,7 +458,8 @@ def run_probes(probes: list[Probe], target: Target, store: Store,
                 ok=int(r.ok), expectation=r.expectation, score=r.score, detail=r.detail[:1000],
                 output=r.output, output_hash=r.output_hash, model=r.model,
                 model_version=r.model_version, prompt_hash=r.prompt_hash,
-                latency_ms=r.latency_ms, trace_id=r.trace_id, error=r.error))
+                latency_ms=r.latency_ms, trace_id=r.trace_id, error=r.error,
+                prompt_version=r.prompt_version))
         conn.execute(update(probe_runs).where(probe_runs.c.id == run_id).values(
             finished_at=time.time(), failed=sum(1 for r in results if not r.ok)))
     return ProbeReport(run_id, target.label, results, drift)
@@ -449,4 +496,5 @@ def watch(probes: list[Probe], target: Target, store: Store, checker: Gateway | 
 
 __all__ = ["DEFAULT_FILES", "Drift", "GatewayTarget", "HttpTarget", "Output", "Probe",
            "ProbeReport", "ProbeResult", "Target", "Verdict", "check_output", "detect_drift",
-           "history", "load_probes", "parse_every", "run_one", "run_probes", "watch"]
+           "history", "load_probes", "parse_every", "run_one", "run_probes", "watch",
+           "with_prompt"]

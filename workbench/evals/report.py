@@ -392,6 +392,8 @@ def comparison_fragment(c: Comparison) -> str:
                     title="A vs B", labels=("A", "B"))
     changes = "".join(f"<tr><th>{_e(k)}</th><td><code>{_e(a)}</code></td><td><code>{_e(b)}</code></td></tr>"
                       for k, (a, b) in c.config_changes.items())
+    if c.prompt_change:
+        changes = f"<tr><th colspan='3'>{_e(c.prompt_change)}</th></tr>" + changes
     changes_html = (f"<h3>What changed</h3><table><tr><th></th><th>A</th><th>B</th></tr>{changes}</table>"
                     if changes else "<p class='muted'>Same configuration.</p>")
     reg = "".join(f"<tr><td>{_e(r.sample_id)}</td><td class='clip'>{_e(_clip(r.question, 100))}</td>"
@@ -418,7 +420,8 @@ def comparison_html(c: Comparison) -> str:
 def comparison_markdown(c: Comparison, max_rows: int = 15) -> str:
     lines = [f"### Eval comparison `{c.run_a.id}` → `{c.run_b.id}`",
              f"**{'REGRESSED ❌' if c.regressed else 'No regression ✅'}** · tolerance {c.tolerance:g}"
-             + ("" if c.same_dataset else " · ⚠️ different dataset versions"), "",
+             + ("" if c.same_dataset else " · ⚠️ different dataset versions")
+             + (f" · {c.prompt_change}" if c.prompt_change else ""), "",
              "| metric | A | B | Δ | failed A→B |", "|---|---:|---:|---:|---:|"]
     for d in c.deltas:
         delta = "-" if d.delta is None else f"{d.delta:+.3f}"

@@ -130,8 +130,11 @@ def evaluate(dataset: GoldenDataset | str | Path, target: Any = None, *,
 
         gateway = judge.gateway if judge is not None else connect()
     tgt = as_target(target)
+    from workbench.observability import tracing
+
     try:
-        records = respond(ds.samples, tgt, progress)
+        with tracing.traffic("eval"):  # not product traffic: out of the product metrics
+            records = respond(ds.samples, tgt, progress)
         t_answered = time.perf_counter()
         scores = run_checks(records, ds.samples, checks, gateway)
         own_judge = judge is None
@@ -139,7 +142,9 @@ def evaluate(dataset: GoldenDataset | str | Path, target: Any = None, *,
             judge = Judge(gateway, model=judge_model,
                           options={k: dict(v) for k, v in (judge_options or {}).items()})
         try:
-            scores += judge.score(records, [s.name for s in specs], progress) if specs else []
+            with tracing.traffic("judge"):
+                scores += (judge.score(records, [s.name for s in specs], progress)
+                           if specs else [])
             # Only a run that asked a model has a judge worth describing (and warning about).
             judge_info = judge.describe() if any(s.uses_model for s in specs) else {"model": None}
         finally:

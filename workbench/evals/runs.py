@@ -453,8 +453,22 @@ class Comparison:
     def regressed(self) -> bool:
         return bool(self.regressions) or any(d.regressed for d in self.deltas)
 
+    @property
+    def prompt_change(self) -> str | None:
+        """"the prompt changed: rag.answer@a -> rag.answer@b" when the two runs answered
+        with different registry prompt versions (None when they did not, or did not say)."""
+        def ref(run: Run) -> str | None:
+            p = (run.config.get("target") or {}).get("prompt") or {}
+            return f"{p.get('name')}@{p.get('version')}" if p else None
+
+        a, b = ref(self.run_a), ref(self.run_b)
+        if a == b or (a is None and b is None):
+            return None
+        return f"the prompt changed: {a or 'unknown'} -> {b or 'unknown'}"
+
     def to_dict(self) -> dict[str, Any]:
         return {"run_a": self.run_a.id, "run_b": self.run_b.id, "regressed": self.regressed,
+                "prompt_change": self.prompt_change,
                 "same_dataset": self.same_dataset, "tolerance": self.tolerance,
                 "config_changes": {k: {"a": a, "b": b} for k, (a, b) in self.config_changes.items()},
                 "metrics": [d.to_dict() for d in self.deltas],

@@ -118,11 +118,18 @@ def chat_target(gw: Gateway, *, model: str | None = None, system: str | None = N
 
 def rag_target(gw: Gateway, *, collection: str = "docs", k: int = 3, mode: str = "hybrid",
                model: str | None = None, max_tokens: int = 128,
-               chars_per_source: int = 600) -> Target:
+               chars_per_source: int = 600, prompt: str | None = None) -> Target:
     """``workbench.retrieval.ask`` as a target. The judged contexts are the chunks the
-    answer was grounded on (the same search, recorded under the answer's trace id)."""
+    answer was grounded on (the same search, recorded under the answer's trace id).
+
+    ``prompt``: the registry prompt to answer with (``"rag.answer@candidate"``, a version;
+    default: ``production``), resolved once here so the whole run uses one version; its
+    name and version are in the run's config (``eval compare`` says when it changed)."""
+    from workbench import prompts
     from workbench.retrieval import Collections, Searcher, answer_strategies, ask
     from workbench.retrieval import rag as rag_mod
+
+    template = prompts.resolve(gw.store, prompt, prompts.RAG_ANSWER)
 
     meta = Collections.for_settings(gw.settings).require_meta(collection)
     searcher = Searcher(gw, collection)
@@ -130,7 +137,8 @@ def rag_target(gw: Gateway, *, collection: str = "docs", k: int = 3, mode: str =
 
     def run(question: str) -> Response:
         ans = ask(gw, question, collection=collection, k=k, mode=mode,  # type: ignore[arg-type]
-                  model=model, max_tokens=max_tokens, chars_per_source=chars_per_source)
+                  model=model, max_tokens=max_tokens, chars_per_source=chars_per_source,
+                  prompt=template)
         contexts = getattr(ans, "contexts", None)
         if contexts is None and ans.sources:
             hits = searcher.search(question, k=k, mode=mode,  # type: ignore[arg-type]
@@ -143,7 +151,8 @@ def rag_target(gw: Gateway, *, collection: str = "docs", k: int = 3, mode: str =
     return Target(run, {
         "kind": "rag", "collection": collection, "k": k, "retrieval_mode": mode,
         "model": model or gw.settings.default_chat_model, "max_tokens": max_tokens,
-        "prompt_hash": prompt_hash(f"{rag_mod.SYSTEM_PROMPT}|{chars_per_source}"),
+        "prompt_hash": prompt_hash(f"{template.version}|{chars_per_source}"),
+        "prompt": {"name": template.name, "version": template.version},
         "chunking": dict(meta.chunking), "embed_model": meta.embed_model,
         # extractive / constrained / free: a strategy change is a change `eval compare` shows
         "answer_strategy": answer_strategies.resolve(gw, gw.spec(model)),

@@ -17,6 +17,8 @@ copy       boolean      true (implicit: the user copied the answer)
 retry      boolean      true (implicit: regenerate)
 edit       text         the user's edited answer; a diff against the model's is stored
 abandon    boolean      true (implicit: the user left without using the answer)
+escalate   boolean      true (implicit: the user asked for a human; the session is not
+                        contained, see ``observability.metrics``)
 score      any          a named score from code or a judge (``name`` required)
 =========  ===========  =====================================================
 
@@ -25,6 +27,9 @@ signal updates the row (the latest thumbs wins, ``occurrences`` counts repeats),
 implicit signals are never double counted and never summed with thumbs. Re-sending a
 request with the same ``idempotency_id`` is a no-op that returns the stored row.
 Feedback for a trace the span store has not seen yet is accepted and linked later.
+Session-level feedback names a ``session_id`` (from ``POST /ask``) instead of a trace: it is
+recorded on the session's newest answer, and every row of an answer given in a session
+carries its ``session_id``.
 PII and secrets in feedback text (comments, edited answers, metadata strings) are masked
 with the default guardrails before anything is stored; identifiers (score name,
 ``source_id``, metadata keys) are pseudonymised and idempotency ids are stored as hashes.
@@ -50,15 +55,18 @@ from workbench.errors import BadRequest, NotFound, WorkbenchError
 from workbench.observability.schema import ensure_schema, feedback, feedback_requests, spans
 from workbench.store import Store, ledger
 
-Kind = Literal["thumbs", "rating", "comment", "copy", "retry", "edit", "abandon", "score"]
+Kind = Literal["thumbs", "rating", "comment", "copy", "retry", "edit", "abandon", "escalate",
+               "score"]
 DataType = Literal["boolean", "numeric", "categorical", "text"]
 SourceKind = Literal["user", "code", "llm-judge"]
 
 KINDS: dict[str, DataType | None] = {
     "thumbs": "boolean", "rating": "numeric", "comment": "text", "copy": "boolean",
-    "retry": "boolean", "edit": "text", "abandon": "boolean", "score": None,
+    "retry": "boolean", "edit": "text", "abandon": "boolean", "escalate": "boolean",
+    "score": None,
 }
-IMPLICIT = ("copy", "retry", "edit", "abandon")
+IMPLICIT = ("copy", "retry", "edit", "abandon", "escalate")
+_ANY_TRACE = "0" * 31 + "1"
 MAX_COMMENT = 2_000
 MAX_TEXT = 20_000
 MAX_METADATA_BYTES = 4_096
@@ -74,9 +82,14 @@ class FeedbackIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    trace_id: str = Field(min_length=1, max_length=64, description="The answer's trace_id.")
+    trace_id: str | None = Field(None, min_length=1, max_length=64,
+                                 description="The answer's trace_id (or send session_id).")
+    session_id: str | None = Field(None, min_length=8, max_length=128,
+                                   description="Session-level feedback: the session_id "
+                                               "/ask returned; lands on its newest answer.")
     span_id: str | None = Field(None, max_length=16, description="A span (message) inside it.")
-    kind: str = Field(description="thumbs, rating, comment, copy, retry, edit, abandon, score.")
+    kind: str = Field(description="thumbs, rating, comment, copy, retry, edit, abandon, "
+                                  "escalate, score.")
     name: str | None = Field(None, max_length=64, description="Score name (kind=score).")
     value: Any = Field(None, description="See the table in the module docs.")
     data_type: DataType | None = Field(None, description="Only for kind=score.")
@@ -120,7 +133,7 @@ def _bad(msg: str) -> BadRequest:
 
 
 def _boolean(kind: str, value: Any) -> float:
-    if kind in ("copy", "retry", "abandon"):
+    if kind in ("copy", "retry", "abandon", "escalate"):
         if value in (None, True, 1, "true"):
             return 1.0
         raise _bad(f"{kind} is an implicit signal: send value true or leave it out "
@@ -138,6 +151,9 @@ def _normalise(fb: FeedbackIn) -> _Normalised:
 
     if fb.kind not in KINDS:
         raise _bad(f"unknown kind {fb.kind!r}; use one of {', '.join(KINDS)}")
+    if not fb.trace_id:
+        raise _bad("send the answer's trace_id, or the session_id of a session with an "
+                   "answer")
     try:
         trace_id = normalize_trace_id(fb.trace_id)
     except BadRequest as exc:
@@ -256,7 +272,15 @@ def parse(data: dict[str, Any] | FeedbackIn) -> FeedbackIn:
 def validate(data: dict[str, Any] | FeedbackIn) -> FeedbackIn:
     """Check one signal completely (kind, value type, sizes) without storing it."""
     fb = parse(data)
-    _normalise(fb)
+    if fb.session_id and not fb.trace_id:
+        from workbench.sessions.history import check_session_id
+
+        check_session_id(fb.session_id)
+        # The trace is the session's newest answer, found when the signal is recorded:
+        # check everything else now.
+        _normalise(fb.model_copy(update={"trace_id": _ANY_TRACE}))
+    else:
+        _normalise(fb)
     return fb
 
 
@@ -274,6 +298,7 @@ def record(store: Store, data: dict[str, Any] | FeedbackIn | None = None, *,
         fb = parse({**data.model_dump(exclude_unset=True), **fields}) if fields else data
     else:
         fb = parse({**(data or {}), **fields})
+    fb = _with_session(store, fb, key_id)
     _normalise(fb)  # reject bad input before anything else
     # The idempotency hash is of what the client sent (a retry repeats it byte for byte);
     # what is stored is masked.
@@ -300,6 +325,28 @@ def record(store: Store, data: dict[str, Any] | FeedbackIn | None = None, *,
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+def _with_session(store: Store, fb: FeedbackIn, key_id: str | None) -> FeedbackIn:
+    """Session-level feedback goes to the session's newest answer (of this key's session
+    only); feedback on an answer given in a session records the session."""
+    from workbench.sessions import history
+
+    if fb.session_id and not fb.trace_id:
+        history.check_session_id(fb.session_id)
+        trace_id = history.last_trace(store, fb.session_id, key_id)
+        if trace_id is None:
+            raise NotFound(f"no answered session {fb.session_id!r} for this key: send the "
+                           "session_id that POST /ask returned")
+        return fb.model_copy(update={"trace_id": trace_id})
+    if fb.trace_id and not fb.session_id:
+        try:
+            session_id = history.session_of(store, fb.trace_id.strip().lower())
+        except WorkbenchError:
+            session_id = None
+        if session_id:
+            return fb.model_copy(update={"session_id": session_id})
+    return fb
 
 
 def _masked(fb: FeedbackIn) -> FeedbackIn:
@@ -368,7 +415,8 @@ def _write(store: Store, fb: FeedbackIn, norm: _Normalised, dedupe: str,
             conn.execute(insert(feedback).values(
                 id=fid, dedupe_key=dedupe, trace_id=norm.trace_id, span_id=norm.span_id,
                 kind=norm.kind, name=norm.name, source_kind=fb.source_kind,
-                source_id=fb.source_id, occurrences=1, created_at=ts, **values))
+                source_id=fb.source_id, occurrences=1, created_at=ts,
+                session_id=fb.session_id, **values))
             status = "created"
         if idem:
             conn.execute(insert(feedback_requests).values(

@@ -1,10 +1,18 @@
 """Product metrics from traces and feedback: per day, model and prompt version.
 
-Rates are per answered trace (a trace with at least one LLM span): thumbs-up rate is
+Rates are per answered trace (a trace with an LLM span, or a RAG answer: a ``rag.ask``
+span, which extractive answers have without any LLM call): thumbs-up rate is
 ups / thumbs given (never mixed with implicit signals), retry / edit / copy / abandon
 rates are the share of answers that got that signal at least once. Latency is the root
 span's duration; time to first token comes from streamed LLM spans. Renders as a table
 and an inline SVG plot (no JavaScript, so it works offline in Jupyter and marimo).
+
+**Containment rate** is per session (``session.id`` on the spans; an answer outside any
+session is a session of its own): the share of sessions with no ``escalate`` signal (the
+user asked for a human) on any of their answers. A session counts in the group (day,
+model, prompt version) of its last answer, where the user either got what they needed or
+gave up. Traffic the platform makes itself (``workbench.traffic``: eval targets, judges,
+probes) is left out of every product metric.
 """
 
 from __future__ import annotations
@@ -23,9 +31,10 @@ from workbench.observability.schema import ensure_schema, feedback, spans
 from workbench.observability.views import html_table
 from workbench.store import Store
 
-RATES = ("thumbs_up_rate", "retry_rate", "edit_rate", "copy_rate", "abandon_rate")
-COLUMNS = ("day", "model", "prompt_version", "answers", "thumbs", *RATES, "rating_mean",
-           "latency_p50_ms", "latency_p95_ms", "ttft_p50_ms")
+RATES = ("thumbs_up_rate", "retry_rate", "edit_rate", "copy_rate", "abandon_rate",
+         "escalate_rate", "containment_rate")
+COLUMNS = ("day", "model", "prompt_version", "answers", "thumbs", "sessions", *RATES,
+           "rating_mean", "latency_p50_ms", "latency_p95_ms", "ttft_p50_ms")
 _PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#d97706", "#0891b2")
 
 
@@ -38,7 +47,8 @@ def _pct(values: list[float], q: float) -> float | None:
 
 def _answers(store: Store, since_ns: int) -> dict[str, dict[str, Any]]:
     """trace_id -> day, model, prompt_version, latency, ttft (traces with an LLM span)."""
-    stmt = (select(spans.c.trace_id, spans.c.parent_id, spans.c.kind, spans.c.start_ns,
+    stmt = (select(spans.c.trace_id, spans.c.parent_id, spans.c.kind, spans.c.name,
+                   spans.c.start_ns,
                    spans.c.duration_ms, spans.c.model, spans.c.attributes)
             .where(spans.c.start_ns >= since_ns).order_by(spans.c.start_ns))
     traces: dict[str, dict[str, Any]] = {}
@@ -46,11 +56,14 @@ def _answers(store: Store, since_ns: int) -> dict[str, dict[str, Any]]:
         for r in conn.execute(stmt):
             t = traces.setdefault(r.trace_id, {"start_ns": r.start_ns, "latency_ms": 0.0,
                                                "model": None, "prompt_version": None,
-                                               "ttft_ms": None, "llm": False})
+                                               "ttft_ms": None, "llm": False,
+                                               "session": None, "traffic": None})
             attrs = r.attributes or {}
+            t["session"] = attrs.get("session.id") or t["session"]
+            t["traffic"] = attrs.get("workbench.traffic") or t["traffic"]
             if r.parent_id is None:
                 t["latency_ms"] = max(t["latency_ms"], r.duration_ms)
-            if r.kind == "LLM":
+            if r.kind == "LLM" or r.name == "rag.ask":
                 t["llm"] = True
                 t["model"] = r.model or t["model"]
                 if attrs.get("workbench.ttft_ms") is not None:
@@ -60,9 +73,24 @@ def _answers(store: Store, since_ns: int) -> dict[str, dict[str, Any]]:
                 t["prompt_version"] = str(version)
     out = {}
     for tid, t in traces.items():
-        if t["llm"]:
+        if t["llm"] and not t["traffic"]:
             t["day"] = time.strftime("%Y-%m-%d", time.localtime(t["start_ns"] / 1e9))
             out[tid] = t
+    return out
+
+
+def _sessions(answers: dict[str, dict[str, Any]], signals: dict[str, dict[str, list[Any]]],
+              by: Sequence[str]) -> dict[tuple[Any, ...], list[bool]]:
+    """Group key -> contained (no escalate in the session) per session; a session is
+    counted in the group of its last answer."""
+    members: dict[str, list[str]] = defaultdict(list)
+    for tid, a in answers.items():
+        members[a["session"] or f"trace:{tid}"].append(tid)
+    out: dict[tuple[Any, ...], list[bool]] = defaultdict(list)
+    for tids in members.values():
+        last = answers[max(tids, key=lambda t: answers[t]["start_ns"])]
+        escalated = any(signals[t]["escalate"] for t in tids)
+        out[tuple(last[b] or "-" for b in by)].append(not escalated)
     return out
 
 
@@ -114,6 +142,7 @@ def product_metrics(store: Store, days: int = 30, by: Sequence[str] = (
     groups: dict[tuple[Any, ...], list[str]] = defaultdict(list)
     for tid, a in answers.items():
         groups[tuple(a[b] or "-" for b in by)].append(tid)
+    contained = _sessions(answers, signals, by)
     rows = []
     for key, tids in sorted(groups.items()):
         n = len(tids)
@@ -131,6 +160,10 @@ def product_metrics(store: Store, days: int = 30, by: Sequence[str] = (
             "thumbs_up_rate": round(sum(thumbs) / len(thumbs), 4) if thumbs else None,
             "retry_rate": share("retry"), "edit_rate": share("edit"),
             "copy_rate": share("copy"), "abandon_rate": share("abandon"),
+            "escalate_rate": share("escalate"),
+            "sessions": len(contained.get(key, [])),
+            "containment_rate": (round(sum(contained[key]) / len(contained[key]), 4)
+                                 if contained.get(key) else None),
             "rating_mean": round(statistics.fmean(ratings), 2) if ratings else None,
             "latency_p50_ms": _pct(lat, 0.5), "latency_p95_ms": _pct(lat, 0.95),
             "ttft_p50_ms": _pct(ttft, 0.5),

@@ -65,6 +65,8 @@ feedback = Table(
     Column("metadata", JSON, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # The conversation the answer belongs to (migration 72; NULL: none given).
+    Column("session_id", String(128), nullable=True),
     Index("ix_feedback_trace", "trace_id"),
     Index("ix_feedback_created", "created_at"),
 )
@@ -115,6 +117,8 @@ probe_results = Table(
     Column("latency_ms", Float, nullable=True),
     Column("trace_id", String(32), nullable=True),
     Column("error", Text, nullable=True),
+    # name@version of the registry prompt behind the answer (migration 71; NULL: unknown)
+    Column("prompt_version", String(120), nullable=True),
     UniqueConstraint("run_id", "probe", name="uq_probe_results_run_probe"),
     Index("ix_probe_results_probe_ts", "probe", "ts"),
 )

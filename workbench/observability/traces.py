@@ -183,8 +183,20 @@ class TraceList:
         return views.trace_list_html(self.rows)
 
 
-def list_traces(store: Store, limit: int = 20, since: float | None = None) -> TraceList:
-    """Most recent traces first: root span name, duration, span count, model, errors."""
+def session_trace_ids(store: Store, session_id: str, limit: int = 1000) -> list[str]:
+    """Trace ids whose spans carry ``session.id`` = ``session_id`` (oldest first)."""
+    attr = spans.c.attributes["session.id"].as_string()
+    with store.read() as conn:
+        rows = conn.execute(select(spans.c.trace_id, func.min(spans.c.start_ns).label("t"))
+                            .where(attr == session_id).group_by(spans.c.trace_id)
+                            .order_by(func.min(spans.c.start_ns)).limit(limit))
+        return [r.trace_id for r in rows]
+
+
+def list_traces(store: Store, limit: int = 20, since: float | None = None,
+                session: str | None = None) -> TraceList:
+    """Most recent traces first: root span name, duration, span count, model, errors;
+    ``session``: only the traces of that conversation, with a ``session`` column."""
     ensure_schema(store)
     flush(store)
     agg = (select(spans.c.trace_id,
@@ -198,6 +210,8 @@ def list_traces(store: Store, limit: int = 20, since: float | None = None) -> Tr
            .group_by(spans.c.trace_id).order_by(func.min(spans.c.start_ns).desc()).limit(limit))
     if since is not None:
         agg = agg.having(func.min(spans.c.start_ns) >= int(since * 1e9))
+    if session is not None:
+        agg = agg.where(spans.c.trace_id.in_(session_trace_ids(store, session)))
     with store.read() as conn:
         rows = [dict(r._mapping) for r in conn.execute(agg)]
         ids = [r["trace_id"] for r in rows]
@@ -217,4 +231,5 @@ def list_traces(store: Store, limit: int = 20, since: float | None = None) -> Tr
     return TraceList(rows)
 
 
-__all__ = ["Span", "Trace", "TraceList", "flush", "get_trace", "list_traces"]
+__all__ = ["Span", "Trace", "TraceList", "flush", "get_trace", "list_traces",
+           "session_trace_ids"]

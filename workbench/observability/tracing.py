@@ -90,6 +90,14 @@ _CURRENT_TRACER: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar(
 # The conversation a call belongs to (session.id / gen_ai.conversation.id on its spans).
 _SESSION_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "wb_session_id", default=None)
+# The prompt version in use (workbench.prompt.* / llm.prompt_template.* on every span
+# opened meanwhile) and the kind of traffic (product, eval, judge, probe): product
+# metrics leave out the traffic the platform makes itself.
+_PROMPT_ATTRS: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
+    "wb_prompt_attrs", default=None)
+_TRAFFIC: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "wb_traffic", default=None)
+TRAFFIC_ATTR = "workbench.traffic"
 
 
 # A caller's span context (W3C traceparent) that must not become the parent because its
@@ -273,6 +281,8 @@ class Tracer:
             if link is not None and parent_ctx is None:
                 otel_span.add_link(link, {"workbench.link": "caller"})
                 otel_span.set_attribute("workbench.caller_trace_id", f"{link.trace_id:032x}")
+        if handle.recording:
+            handle.set_attributes(_context_attributes())
         if attributes:
             handle.set_attributes(attributes)
         return handle
@@ -429,6 +439,49 @@ def session(session_id: str | None) -> Iterator[None]:
         _SESSION_ID.reset(token)
 
 
+def _context_attributes() -> dict[str, Any]:
+    """What the enclosing :func:`session`, :func:`prompt_context` and :func:`traffic`
+    blocks put on every span started inside them."""
+    out: dict[str, Any] = dict(_PROMPT_ATTRS.get() or {})
+    session_id = _SESSION_ID.get()
+    if session_id:
+        out[sc.SESSION_ID] = session_id
+    kind = _TRAFFIC.get()
+    if kind:
+        out[TRAFFIC_ATTR] = kind
+    return out
+
+
+@contextmanager
+def prompt_context(attributes: Mapping[str, Any] | None) -> Iterator[None]:
+    """Spans opened in the block record the prompt version in use (``attributes`` from
+    ``PromptVersion.span_attributes()``); None leaves the enclosing one in force."""
+    if attributes is None:
+        yield
+        return
+    token = _PROMPT_ATTRS.set({**(_PROMPT_ATTRS.get() or {}), **attributes})
+    try:
+        yield
+    finally:
+        _PROMPT_ATTRS.reset(token)
+
+
+@contextmanager
+def traffic(kind: str) -> Iterator[None]:
+    """Spans opened in the block are ``kind`` traffic (``eval``, ``judge``, ``probe``):
+    product metrics (feedback rates, containment) count only the rest."""
+    token = _TRAFFIC.set(kind)
+    try:
+        yield
+    finally:
+        _TRAFFIC.reset(token)
+
+
+def current_traffic() -> str | None:
+    """The traffic kind set by :func:`traffic`, if any (None: product traffic)."""
+    return _TRAFFIC.get()
+
+
 def current_session() -> str | None:
     """The session id set by :func:`session`, if any."""
     return _SESSION_ID.get()
@@ -468,7 +521,8 @@ def current_trace_id() -> str | None:
 
 
 __all__ = [
-    "MAX_ATTRIBUTE_CHARS", "MAX_DOCUMENTS", "SPAN_KINDS", "HasStore", "SpanHandle", "Tracer",
-    "caller_context", "current_session", "current_trace_id", "default_tracer", "flush_all",
-    "normalize_trace_id", "session", "set_tracer", "span", "tracer_for",
+    "MAX_ATTRIBUTE_CHARS", "MAX_DOCUMENTS", "SPAN_KINDS", "TRAFFIC_ATTR", "HasStore",
+    "SpanHandle", "Tracer", "caller_context", "current_session", "current_trace_id",
+    "current_traffic", "default_tracer", "flush_all", "normalize_trace_id", "prompt_context",
+    "session", "set_tracer", "span", "tracer_for", "traffic",
 ]

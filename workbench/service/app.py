@@ -58,9 +58,11 @@ from workbench.models.server import (
 from workbench.observability.feedback_http import feedback_router
 from workbench.observability.trace_context import RequestTrace
 from workbench.retrieval import Answer
+from workbench.service.conversation import SESSION_HEADER, Conversation, open_conversation
 from workbench.service.feedback_guard import feedback_stats, guard_feedback
 from workbench.service.metrics import CONTENT_TYPE, MetricsMiddleware, ServiceMetrics
 from workbench.service.pipeline import AskOptions, ClientGone, run_ask
+from workbench.service.session_metrics import register_session_metrics
 from workbench.service.settings import ServiceSettings, load_service_settings
 
 log = logging.getLogger("workbench.service")
@@ -76,6 +78,8 @@ class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(min_length=1, description="The user's question.")
+    session_id: str | None = Field(None, description="Continue this conversation (the "
+                                   "session_id an answer returned); default: a new one.")
 
 
 class SourceOut(BaseModel):
@@ -98,6 +102,8 @@ class AskResponse(BaseModel):
     grounded: bool = Field(description="False: nothing relevant was found; no model call.")
     usage: dict[str, int]
     latency_ms: float
+    prompt: str | None = Field(None, description="The prompt version: name@version.")
+    session_id: str | None = Field(None, description="Send it back to continue.")
 
 
 class ErrorDetail(BaseModel):
@@ -350,7 +356,8 @@ def _internal_error_body(trace_id: str) -> dict[str, Any]:
                       "trace_id": trace_id}}
 
 
-def _start_pipeline(gw: Gateway, question: str, opts: AskOptions, trace: RequestTrace
+def _start_pipeline(gw: Gateway, question: str, opts: AskOptions, trace: RequestTrace,
+                    conv: Conversation | None = None
                     ) -> tuple[asyncio.Queue[Item], asyncio.Task[None], threading.Event]:
     """Run the pipeline in a worker thread; its tokens, answer or error arrive on the
     queue, then ("end", None)."""
@@ -371,7 +378,8 @@ def _start_pipeline(gw: Gateway, question: str, opts: AskOptions, trace: Request
     def work() -> None:
         try:
             with trace.active():
-                emit("done", run_ask(gw, question, opts, trace_id=trace_id, on_token=on_token))
+                emit("done", run_ask(gw, question, opts, trace_id=trace_id, on_token=on_token,
+                                     conversation=conv))
         except ClientGone:
             pass  # nobody is listening; the stream was closed and its budget settled
         except WorkbenchError as err:
@@ -463,14 +471,16 @@ def create_service_app(gateway: Gateway | None = None, settings: ServiceSettings
         router.routes[:] = [r for r in router.routes if "POST" in getattr(r, "methods", ())]
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    register_session_metrics(metrics, gateway)
 
     # Added innermost first: the trace id wraps everything, so even a 413 carries one.
     app.add_middleware(_BodyLimit, max_bytes=svc.max_request_bytes)
     if svc.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=svc.cors_origins,
                            allow_methods=["GET", "POST"],
-                           allow_headers=["authorization", "content-type", "traceparent"],
-                           expose_headers=["x-workbench-trace-id"])
+                           allow_headers=["authorization", "content-type", "traceparent",
+                                          SESSION_HEADER],
+                           expose_headers=["x-workbench-trace-id", SESSION_HEADER])
     app.add_middleware(SecurityHeaders)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(TraceIdMiddleware)
@@ -592,17 +602,19 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
     async def ask(body: AskRequest, request: Request, gw: Caller) -> Response:
         question = _question(body, svc.max_question_chars)
         trace = await request_trace(request, gw)
+        conv = await open_conversation(request, gw, body.session_id)
 
         async def go() -> Response:
             try:
                 answer = await run_in_threadpool(trace.bind(run_ask), gw, question,
-                                                 state.options, trace_id=trace.trace_id)
+                                                 state.options, trace_id=trace.trace_id,
+                                                 conversation=conv)
             except WorkbenchError:
                 metrics.asks.inc("error", "false")
                 raise
             metrics.asks.inc("answered" if answer.grounded else "no_context", "false")
             _record_tokens(metrics, answer)
-            return JSONResponse(answer.to_dict())
+            return JSONResponse(answer.to_dict(), headers={SESSION_HEADER: conv.id})
 
         return await _guarded(go)
 
@@ -615,8 +627,9 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
         question = _question(body, svc.max_question_chars)
         trace = await request_trace(request, gw)
         trace_id = trace.trace_id
+        conv = await open_conversation(request, gw, body.session_id)
         state.inflight.acquire()
-        queue, task, cancelled = _start_pipeline(gw, question, state.options, trace)
+        queue, task, cancelled = _start_pipeline(gw, question, state.options, trace, conv)
         try:
             # Wait for the first token (or the answer, or an error) before answering 200:
             # a budget, rate-limit or provider failure becomes a proper 4xx/5xx.
@@ -640,9 +653,11 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
             state.inflight.release()
             metrics.asks.inc(outcome, "true")
 
-        return AnswerStream(first, queue, task, cancelled, trace_id,
-                            on_answer=lambda answer: _record_tokens(metrics, answer),
-                            on_close=on_close)
+        stream = AnswerStream(first, queue, task, cancelled, trace_id,
+                              on_answer=lambda answer: _record_tokens(metrics, answer),
+                              on_close=on_close)
+        stream.headers[SESSION_HEADER] = conv.id
+        return stream
 
 
 __all__ = ["AnswerStream", "AskRequest", "AskResponse", "ServiceState", "app_factory",

@@ -78,6 +78,7 @@ class ServiceMetrics:
         self._feedback_ttl_s = feedback_ttl_s
         self._feedback_cache: tuple[float, list[dict[str, object]]] = (0.0, [])
         self._feedback_lock = threading.Lock()
+        self.extra: list[Metric] = []  # series other modules register (session metrics)
 
     def _feedback_rows(self) -> list[dict[str, object]]:
         if self._feedback_fn is None:
@@ -107,7 +108,7 @@ class ServiceMetrics:
 
     def families(self) -> list[Metric]:
         return [self.requests, self.latency, self.in_flight, self.asks, self.tokens,
-                self.feedback, self.feedback_up, self.rss, self.start_time,
+                self.feedback, self.feedback_up, self.rss, self.start_time, *self.extra,
                 *genai_metrics().families()]
 
     def render(self) -> str:

@@ -10,6 +10,9 @@
     question: "",
     current: null, // the `done` event: answer, sources, trace_id, ...
     busy: false,
+    sessionId: null, // the conversation: sent with every question, returned by the service
+    turns: 0,
+    escalated: false,
   };
 
   function setState(name) {
@@ -39,6 +42,42 @@
     const li = document.createElement("li");
     li.textContent = text;
     $("feedback-log").appendChild(li);
+  }
+
+  // -- the conversation ----------------------------------------------------------------
+  function addTurn(question, answer) {
+    const li = document.createElement("li");
+    const q = document.createElement("p");
+    q.className = "turn-question";
+    q.textContent = question;
+    const a = document.createElement("p");
+    a.className = "turn-answer";
+    a.textContent = answer;
+    li.append(q, a);
+    $("conversation").appendChild(li);
+  }
+
+  function showSession() {
+    $("conversation-panel").hidden = !state.sessionId;
+    $("session").textContent = state.sessionId
+      ? "Conversation " + state.sessionId.slice(0, 13) + "… · " + state.turns +
+        (state.turns === 1 ? " answer" : " answers")
+      : "";
+    document.body.dataset.session = state.sessionId || "";
+  }
+
+  function newConversation() {
+    if (state.busy) return;
+    state.sessionId = null;
+    state.turns = 0;
+    state.escalated = false;
+    state.current = null;
+    $("conversation").replaceChildren();
+    $("result").hidden = true;
+    $("escalated").hidden = true;
+    $("escalate").disabled = false;
+    document.body.dataset.escalated = "false";
+    showSession();
   }
 
   // -- asking ------------------------------------------------------------------------
@@ -110,6 +149,9 @@
       $("answer").textContent += ev.data.text;
     } else if (ev.event === "done") {
       state.current = ev.data;
+      if (ev.data.session_id) state.sessionId = ev.data.session_id;
+      state.turns += 1;
+      showSession();
       $("answer").textContent = ev.data.answer;
       renderSources(ev.data.sources);
       const model = ev.data.model ? " · " + ev.data.model : "";
@@ -122,13 +164,17 @@
 
   async function ask(question) {
     if (state.busy) return;
+    // The answer on screen becomes part of the conversation above the new one.
+    if (state.current) addTurn(state.question, state.current.answer);
     state.question = question;
     resetAnswer();
     setBusy(true);
     setState("streaming");
     try {
+      const body = { question };
+      if (state.sessionId) body.session_id = state.sessionId;
       const resp = await fetch("/ask/stream", {
-        method: "POST", headers: headers(), body: JSON.stringify({ question }),
+        method: "POST", headers: headers(), body: JSON.stringify(body),
       });
       if (!resp.ok) {
         const body = await resp.json().catch(() => ({}));
@@ -161,7 +207,9 @@
   // -- feedback ----------------------------------------------------------------------
   async function sendFeedback(signal) {
     if (!state.current) return null;
-    const body = Object.assign({ trace_id: state.current.trace_id, source_id: "web" }, signal);
+    // Session-level signals (escalate) name the conversation, not one answer.
+    const target = signal.session_id ? {} : { trace_id: state.current.trace_id };
+    const body = Object.assign(target, { source_id: "web" }, signal);
     try {
       const resp = await fetch("/feedback", {
         method: "POST", headers: headers(), body: JSON.stringify(body),
@@ -276,6 +324,16 @@
     }
   }
 
+  async function escalate() {
+    if (!state.sessionId || state.escalated) return;
+    if (await sendFeedback({ kind: "escalate", value: true, session_id: state.sessionId })) {
+      state.escalated = true;
+      $("escalate").disabled = true;
+      $("escalated").hidden = false;
+      document.body.dataset.escalated = "true";
+    }
+  }
+
   // -- setup -------------------------------------------------------------------------
   async function init() {
     try {
@@ -307,6 +365,8 @@
     $("edit").addEventListener("click", openEditor);
     $("save-edit").addEventListener("click", saveEdit);
     $("cancel-edit").addEventListener("click", () => { $("edit-panel").hidden = true; });
+    $("escalate").addEventListener("click", escalate);
+    $("new-conversation").addEventListener("click", newConversation);
     setState("idle");
   }
 
