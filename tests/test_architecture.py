@@ -20,8 +20,10 @@ PACKAGE = ROOT / "workbench"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("workbench", "workbench.lazy", "workbench.errors", "workbench.guardrails")),
     ("config and store", ("workbench.config", "workbench.store")),
+    ("sessions", ("workbench.sessions",)),
     ("observability", ("workbench.observability",)),
     ("models", ("workbench.models", "workbench.api")),
+    ("prompts", ("workbench.prompts",)),
     ("retrieval", ("workbench.retrieval",)),
     ("evals", ("workbench.evals",)),
     ("service", ("workbench.service",)),

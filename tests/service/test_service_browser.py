@@ -18,8 +18,8 @@ import pytest
 from tests.conftest import live_server
 from tests.service.service_helpers import QUESTION
 from workbench.models import ledger
+from workbench.observability.containment import containment_by_label
 from workbench.observability.feedback import list_feedback
-from workbench.sessions import containment_by_label
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

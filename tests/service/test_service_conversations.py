@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import live_server
 from tests.service.service_helpers import QUESTION
 from workbench.errors import BadRequest
-from workbench.sessions import load_conversations, run_conversations
+from workbench.evals.conversations import load_conversations, run_conversations
 
 CONVERSATIONS = {"name": "lamp-chat", "conversations": [
     {"id": "lamp", "turns": [

@@ -30,7 +30,7 @@ def conversations_cmd(
     turn, save an eval run; exit 1 if a turn failed."""
     import os
 
-    from workbench.sessions import run_conversations
+    from workbench.evals.conversations import run_conversations
 
     gw = gateway(key)
     try:

@@ -23,17 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-MAX_STATEMENTS = 12
-
-FAITHFULNESS_INSTRUCTION = (
-    "You check an ANSWER against the CONTEXT it was written from. Split the answer into "
-    f"short standalone statements (at most {MAX_STATEMENTS}), copying its words. For each "
-    "statement set \"supported\" to true only if the context states it or it follows "
-    "directly from the context; otherwise false. Reply with JSON only.")
-RELEVANCY_INSTRUCTION = (
-    "Write the one question that the ANSWER below responds to. Set \"noncommittal\" to true "
-    "if the answer is evasive, vague or says it does not know; otherwise false. Reply with "
-    "JSON only.")
+from workbench.prompts.builtin import FAITHFULNESS_INSTRUCTION, MAX_STATEMENTS, RELEVANCY_INSTRUCTION
 
 
 class _Statement(BaseModel):

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workbench.errors import BadRequest
+from workbench.prompts.builtin import JUDGE_TEMPLATE
 
 if TYPE_CHECKING:
     from workbench.evals.checks import Check
@@ -29,10 +30,6 @@ if TYPE_CHECKING:
 
 ExpectKind = Literal["exact", "pattern", "json_schema", "semantic", "judge"]
 KINDS: tuple[ExpectKind, ...] = ("exact", "pattern", "json_schema", "semantic", "judge")
-# The built-in default of the registry prompt ``probe.judge`` (workbench.prompts).
-JUDGE_TEMPLATE = ("You grade an assistant's answer. Reply in JSON with pass (true/false) and a "
-                  "short reason.\nCriteria: {{criteria}}\nQuestion: {{question}}\n"
-                  "Answer: {{answer}}")
 JUDGE_SCHEMA = {"type": "object", "properties": {"pass": {"type": "boolean"},
                                                   "reason": {"type": "string"}},
                 "required": ["pass", "reason"]}

@@ -43,6 +43,9 @@ CACHE_TTL_S = 5.0  # a label moved by another process is seen within this time
 
 
 class GateBlocked(WorkbenchError):
+    """A label move refused by its eval gate (the run tested another version or failed
+    its thresholds): nothing moved."""
+
     status = 409
     code = "gate_blocked"
 

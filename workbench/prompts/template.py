@@ -29,6 +29,9 @@ MAX_CONTENT = 100_000
 
 
 class PromptError(BadRequest):
+    """A prompt that cannot be stored or rendered (bad name or label, a missing or unknown
+    variable): the message says which and what to send."""
+
     code = "invalid_prompt"
 
 

@@ -30,12 +30,6 @@ if TYPE_CHECKING:
     from workbench.prompts import PromptVersion
 
 IDK = "I don't know: the collection has nothing relevant to this question."
-SYSTEM_PROMPT = (
-    "Answer the question using only the numbered sources. Cite the sources you use like "
-    "[1]. If the sources do not contain the answer, say \"I don't know\". Be brief.")
-# The user turn of the answer prompt; both are the built-in default of the registry prompt
-# ``rag.answer`` (workbench.prompts), which a team overrides by labelling a version.
-USER_TEMPLATE = "Sources:\n\n{{sources}}\n\nQuestion: {{question}}"
 # MiniLM cosine below which a chunk is treated as off-topic. benchmarks/retrieval_bench.py
 # (stdlib docs, 48 labelled questions): the best hit of an on-topic question scored 0.37
 # at the lowest (median 0.59); of off-topic questions 0.22 at the highest (median 0.19).

@@ -24,7 +24,7 @@ class _Cached:
         self.rows: list[dict[str, Any]] = []
 
     def rows_now(self) -> list[dict[str, Any]]:
-        from workbench.sessions.containment import containment_by_label
+        from workbench.observability.containment import containment_by_label
 
         with self.lock:
             if time.monotonic() - self.at > TTL_S:

@@ -38,6 +38,8 @@ Counter = Callable[[str], int]
 
 
 def estimate_tokens(text: str) -> int:
+    """A tokenizer-free upper estimate of ``text``'s tokens (one per 3 UTF-8 bytes), used
+    when the provider cannot count exactly."""
     return -(-len(text.encode("utf-8", "surrogatepass")) // 3)
 
 
@@ -65,6 +67,7 @@ def fit_history(turns: Sequence[tuple[str, str]], prompt: Sequence[Mapping[str, 
 
 
 def new_session_id() -> str:
+    """A fresh, unguessable session id (``sess_`` + 32 hex)."""
     return "sess_" + uuid.uuid4().hex
 
 
@@ -137,6 +140,7 @@ def add_turn(store: Store, session_id: str, *, trace_id: str, question: str, ans
 
 
 def session_of(store: Store, trace_id: str) -> str | None:
+    """The session the answer with ``trace_id`` was given in (None: not in a session)."""
     ensure_schema(store)
     with store.read() as conn:
         row = conn.execute(select(chat_turns.c.session_id)
@@ -160,6 +164,7 @@ def last_trace(store: Store, session_id: str, key_id: str | None) -> str | None:
 
 
 def turns(store: Store, session_id: str) -> list[dict[str, Any]]:
+    """The stored turns of ``session_id``, oldest first (masked question and answer)."""
     ensure_schema(store)
     with store.read() as conn:
         return [dict(r._mapping) for r in conn.execute(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Connection, Float, Index, Integer, String, Text
 
-from workbench.prompts import schema as _prompt_schema  # noqa: F401 - migrations 70-72 first
 from workbench.store import MIGRATIONS, Store, register_migration, table
 
 chat_sessions = table(
