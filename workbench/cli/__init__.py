@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from workbench.cli import (
+    classroom_cmds,
     evals_cmds,
     gateway_cmds,
     lab_cmds,
@@ -30,6 +31,7 @@ observability_cmds.register(app)
 service_cmds.register(app)
 evals_cmds.register(app)
 lab_cmds.register(app)
+classroom_cmds.register(app)
 
 
 def _flush_spans() -> None:
