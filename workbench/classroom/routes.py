@@ -22,12 +22,16 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from workbench.classroom.roster import attendee_rows, check_page_token
 from workbench.errors import AuthError
 from workbench.models.gateway import Gateway
-from workbench.models.server import Authed
+from workbench.models.server import Authed, ErrorResponse
 
 __all__ = ["REFRESH_S", "ago", "register"]
 
 REFRESH_S = 5
 _NO_STORE = {"cache-control": "no-store", "x-robots-tag": "noindex"}
+_KEY_401: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorResponse, "description": "Missing, unknown, revoked or expired key."}}
+_LOGIN_401: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorResponse, "description": "No or wrong facilitator login (HTTP Basic)."}}
 
 
 def _facilitator(request: Request, gateway: Gateway) -> str:
@@ -87,7 +91,8 @@ def register(app: FastAPI, gateway: Gateway) -> None:
     """Add the classroom routes to the proxy app (called from ``create_app``)."""
 
     @app.get("/v1/classroom/profile", tags=["classroom"],
-             summary="What this gateway serves to the calling key (read by `workbench join`).")
+             summary="What this gateway serves to the calling key (read by `workbench join`).",
+             responses=_KEY_401)
     def classroom_profile(gw: Authed) -> dict[str, Any]:
         from workbench.retrieval.answer_strategies import resolve
 
@@ -111,7 +116,8 @@ def register(app: FastAPI, gateway: Gateway) -> None:
         }
 
     @app.get("/classroom", tags=["classroom"], response_class=HTMLResponse,
-             summary="The facilitator's live view (HTTP Basic: team / page token).")
+             summary="The facilitator's live view (HTTP Basic: team / page token).",
+             responses=_LOGIN_401)
     def classroom_page(request: Request) -> Response:
         try:
             team = _facilitator(request, gateway)
@@ -121,7 +127,8 @@ def register(app: FastAPI, gateway: Gateway) -> None:
                             headers=_NO_STORE)
 
     @app.get("/classroom/status.json", tags=["classroom"],
-             summary="The facilitator's view as JSON (HTTP Basic: team / page token).")
+             summary="The facilitator's view as JSON (HTTP Basic: team / page token).",
+             responses=_LOGIN_401)
     def classroom_status(request: Request) -> Response:
         try:
             team = _facilitator(request, gateway)
