@@ -14,6 +14,7 @@ import base64
 import binascii
 import html
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -115,24 +116,24 @@ def register(app: FastAPI, gateway: Gateway) -> None:
                         "output_usd_per_mtok": s.output_usd_per_mtok} for s in allowed],
         }
 
-    @app.get("/classroom", tags=["classroom"], response_class=HTMLResponse,
-             summary="The facilitator's live view (HTTP Basic: team / page token).",
-             responses=_LOGIN_401)
-    def classroom_page(request: Request) -> Response:
+    def facilitator_view(request: Request, render: Callable[[str, list[dict[str, Any]]],
+                                                            Response]) -> Response:
         try:
             team = _facilitator(request, gateway)
         except AuthError as err:
             return _auth_failed(err)
-        return HTMLResponse(_page(team, attendee_rows(gateway.store, team), time.time()),
-                            headers=_NO_STORE)
+        return render(team, attendee_rows(gateway.store, team))
+
+    @app.get("/classroom", tags=["classroom"], response_class=HTMLResponse,
+             summary="The facilitator's live view (HTTP Basic: team / page token).",
+             responses=_LOGIN_401)
+    def classroom_page(request: Request) -> Response:
+        return facilitator_view(request, lambda team, rows: HTMLResponse(
+            _page(team, rows, time.time()), headers=_NO_STORE))
 
     @app.get("/classroom/status.json", tags=["classroom"],
              summary="The facilitator's view as JSON (HTTP Basic: team / page token).",
              responses=_LOGIN_401)
     def classroom_status(request: Request) -> Response:
-        try:
-            team = _facilitator(request, gateway)
-        except AuthError as err:
-            return _auth_failed(err)
-        return JSONResponse({"team": team, "attendees": attendee_rows(gateway.store, team)},
-                            headers=_NO_STORE)
+        return facilitator_view(request, lambda team, rows: JSONResponse(
+            {"team": team, "attendees": rows}, headers=_NO_STORE))
