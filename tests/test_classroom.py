@@ -276,3 +276,25 @@ def test_the_status_page_needs_the_facilitator_login(make_gateway) -> None:  # t
     assert profile["answer_strategy"] == "extractive"
     assert {m["name"]: m["kind"] for m in profile["models"]}["minilm-l6-v2"] == "embedding"
     assert client.get("/v1/classroom/profile").status_code == 401
+
+
+def test_status_watch_refreshes_when_piped(tmp_path: Path) -> None:
+    created = wb("classroom", "create", "2", "--budget", "1", "--rpm", "5", "--url",
+                 "http://127.0.0.1:9", "--out", str(tmp_path / "w.csv"))
+    assert created.returncode == 0, created.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "classroom", "status",
+                             "--watch", "--interval", "0.5"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        assert proc.stdout is not None
+        titles = 0
+        for line in proc.stdout:  # ends only if the watch dies
+            titles += "classroom workshop: 2 attendees" in line
+            if titles == 2:
+                break
+        assert titles == 2, proc.stderr.read() if proc.stderr else ""
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    nobody = wb("classroom", "status", "--team", "nobody")
+    assert nobody.returncode == 1 and "has no keys" in nobody.stderr

@@ -169,12 +169,21 @@ def status(
     if not watch:
         console.print(status_table(rows, team))
         return
-    from rich.live import Live
+    try:
+        if not console.is_terminal:  # piped or logged: one table per refresh, appended
+            while True:
+                console.print(status_table(rows, team))
+                console.file.flush()  # a pipe buffers: the reader would see nothing
+                time.sleep(interval)
+                rows = attendee_rows(store, team)
+        from rich.live import Live
 
-    with Live(status_table(rows, team), console=console, auto_refresh=False) as live:
-        while True:
-            time.sleep(interval)
-            live.update(status_table(attendee_rows(store, team), team), refresh=True)
+        with Live(status_table(rows, team), console=console, auto_refresh=False) as live:
+            while True:
+                time.sleep(interval)
+                live.update(status_table(attendee_rows(store, team), team), refresh=True)
+    except KeyboardInterrupt:
+        return  # Ctrl+C is how a watch ends, not an error
 
 
 def _read_key(key: str | None) -> str:
