@@ -298,3 +298,28 @@ def test_status_watch_refreshes_when_piped(tmp_path: Path) -> None:
         proc.wait(timeout=30)
     nobody = wb("classroom", "status", "--team", "nobody")
     assert nobody.returncode == 1 and "has no keys" in nobody.stderr
+
+
+def test_an_upstream_budget_429_is_not_retried_and_says_why(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    """Another workbench gateway answers an exhausted budget with 429 + x-should-retry:
+    false; retrying three times would only hide the reason behind 'upstream error'."""
+    import httpx
+
+    from workbench.config import Profile
+    from workbench.errors import BudgetExceeded
+
+    seen: list[httpx.Request] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append(req)
+        return httpx.Response(429, headers={"x-should-retry": "false"}, json={"error": {
+            "message": "budget of key key_1 is exhausted", "code": "insufficient_quota"}})
+
+    prov = OpenAICompatibleProvider(
+        "classroom", Profile(base_url="http://gw.test/v1", chat_model="m"), backoff_s=0.0,
+        transport=httpx.MockTransport(handler))
+    gw = make_gateway(providers={"classroom": prov}, chat_model="m",
+                      models=[{"name": "m", "provider": "classroom"}])
+    with pytest.raises(BudgetExceeded, match="budget of key key_1 is exhausted"):
+        gw.chat("hi")
+    assert len(seen) == 1
