@@ -323,3 +323,23 @@ def test_an_upstream_budget_429_is_not_retried_and_says_why(make_gateway) -> Non
     with pytest.raises(BudgetExceeded, match="budget of key key_1 is exhausted"):
         gw.chat("hi")
     assert len(seen) == 1
+
+
+@settings(max_examples=30, deadline=None)
+@given(junk=st.sampled_from(["\u200b", "\u00a0", "\ufeff", "\u0410", "\uff57", "\n", "x y"]),
+       at=st.integers(min_value=0, max_value=len(SECRET)))
+def test_disguised_keys_are_refused_cleanly(tmp_path_factory: pytest.TempPathFactory,
+                                            junk: str, at: int) -> None:
+    """A key pasted with a zero-width, look-alike or full-width character: a clear error
+    (and no traceback from an HTTP header deep inside a later call)."""
+    from workbench.cli.classroom_cmds import _read_key
+
+    bad = SECRET[:at] + junk + SECRET[at:]
+    with pytest.raises(BadRequest, match="not a workbench key"):
+        _read_key(bad if bad.strip() != SECRET else bad + "\u200b")
+    path = tmp_path_factory.mktemp("k") / "classroom.key"
+    path.write_text(bad + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    if bad.strip() != SECRET:
+        with pytest.raises(ConfigError, match="one key"):
+            read_key_file(path)

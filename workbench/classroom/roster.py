@@ -74,6 +74,8 @@ def create(store: Store, n: int, *, team: str = "workshop", budget_usd: float | 
     """Create ``n`` attendee keys in ``team`` (added to the ones already there) and a new
     status-page token; returns the seats and the token. All or nothing: if one key cannot
     be created, the ones made before it are revoked."""
+    if ":" in team:
+        raise BadRequest("--team cannot contain ':' (it is the status page's user name)")
     if not 1 <= n <= MAX_ATTENDEES:
         raise BadRequest(f"give between 1 and {MAX_ATTENDEES} attendees (got {n})")
     if budget_usd is None or budget_usd <= 0:

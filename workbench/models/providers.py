@@ -80,7 +80,8 @@ def read_key_file(path: Path) -> str:
                           "or remove api_key_file from the profile") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read key file {path}: {type(exc).__name__}") from None
-    if not key or any(c.isspace() for c in key):
+    # One printable ASCII token: anything else cannot go into an HTTP header.
+    if not key or not key.isascii() or not key.isprintable() or " " in key:
         raise ConfigError(f"key file {path} must hold one key and nothing else")
     return key
 
