@@ -343,3 +343,13 @@ def test_disguised_keys_are_refused_cleanly(tmp_path_factory: pytest.TempPathFac
     if bad.strip() != SECRET:
         with pytest.raises(ConfigError, match="one key"):
             read_key_file(path)
+
+
+def test_workbench_lab_runs_on_the_joined_classroom(tmp_path: Path) -> None:
+    from workbench.cli.lab_cmds import launch_env
+
+    assert launch_env(tmp_path, None)["WORKBENCH_PROFILE"] == "embedded"
+    attendee.save(joined(), SECRET)
+    assert launch_env(tmp_path, None)["WORKBENCH_PROFILE"] == "classroom"
+    assert launch_env(tmp_path, "embedded")["WORKBENCH_PROFILE"] == "embedded"
+    assert SECRET not in json.dumps(launch_env(tmp_path, None))
