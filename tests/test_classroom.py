@@ -353,3 +353,18 @@ def test_workbench_lab_runs_on_the_joined_classroom(tmp_path: Path) -> None:
     assert launch_env(tmp_path, None)["WORKBENCH_PROFILE"] == "classroom"
     assert launch_env(tmp_path, "embedded")["WORKBENCH_PROFILE"] == "embedded"
     assert SECRET not in json.dumps(launch_env(tmp_path, None))
+
+
+def test_doctor_reports_a_classroom_it_cannot_use(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+    from workbench.doctor import run_checks
+
+    folder = attendee.save(joined(f"http://127.0.0.1:{free_port()}"), SECRET)
+    checks = {c.name: c for c in run_checks(smoke=False)}
+    assert checks["profile"].detail.startswith("classroom")
+    assert checks["provider endpoint"].status == "fail"
+    assert "workbench join --check" in checks["provider endpoint"].fix
+    (folder / attendee.KEY_FILE).chmod(0o644)
+    checks = {c.name: c for c in run_checks(smoke=False)}
+    assert checks["provider key"].status == "fail" and "chmod 600" in checks["provider key"].detail
+    assert SECRET not in json.dumps([c.__dict__ for c in checks.values()])
