@@ -76,6 +76,16 @@ def test_two_attendees_share_one_gateway_with_their_own_budgets(tmp_path: Path) 
         traces = ada.wb("traces", "--json")
         assert traces.returncode == 0 and len(json.loads(traces.stdout)) >= 3, traces.stderr
 
+        # Probes (a semantic check embeds too) run through the classroom as well.
+        (ada.root / "probes.toml").write_text(
+            '[[probe]]\nname = "greets"\ninput = "Say hello."\nmax_tokens = 6\n'
+            'expect = { semantic = "Hello! How can I help you?", threshold = 0.1 }\n',
+            encoding="utf-8")
+        probed = ada.wb("probe", "probes.toml")
+        assert probed.returncode == 0, probed.stdout + probed.stderr
+        assert {("chat", "classroom"), ("embeddings", "classroom")} <= {
+            (e, p) for e, _, p in ledger(ada_db)[len(rows):]}
+
         # Ada's budget runs out; Bob's key still works.
         spent = ada.py(SPEND_UNTIL_DENIED)
         assert "DENIED" in spent.stdout, spent.stdout + spent.stderr
