@@ -75,6 +75,9 @@ def test_two_attendees_share_one_gateway_with_their_own_budgets(tmp_path: Path) 
         assert {p for _, _, p in rows} == {"classroom"}
         traces = ada.wb("traces", "--json")
         assert traces.returncode == 0 and len(json.loads(traces.stdout)) >= 3, traces.stderr
+        fb = ada.wb("feedback", "add", answer["trace_id"], "--kind", "thumbs", "--value", "up",
+                    "--json")
+        assert fb.returncode == 0 and json.loads(fb.stdout)["feedback"]["linked"], fb.stderr
 
         # Probes (a semantic check embeds too) run through the classroom as well.
         (ada.root / "probes.toml").write_text(
