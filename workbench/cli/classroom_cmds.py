@@ -248,7 +248,14 @@ def join(
     base = attendee.normalize_url(url)
     secret = _read_key(key)
     joined = fetch_joined(base, secret)
+    try:
+        before = attendee.load()
+    except ConfigError:
+        before = None  # a damaged earlier join is simply replaced
     folder = attendee.save(joined, secret)
+    if before is not None and (before.url, before.key_id) != (base, joined.key_id):
+        console.print(f"(replaces classroom {before.classroom} at {before.url} as "
+                      f"{before.key_id})", highlight=False, markup=False)
     console.print(f"joined classroom {joined.classroom} at {base} as {joined.key_id}: chat "
                   f"{joined.chat_model}, embeddings {joined.embed_model}", highlight=False,
                   markup=False)
