@@ -28,6 +28,8 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(var)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WORKBENCH_DATA_DIR", str(tmp_path / ".workbench"))
+    # A developer's own `workbench join` must not send the tests to a classroom.
+    monkeypatch.setenv("WORKBENCH_CLASSROOM_DIR", str(tmp_path / ".classroom-home"))
 
 
 @pytest.fixture(scope="session")

@@ -66,6 +66,9 @@ class Profile(BaseModel):
     api_key_env: str | None = Field(
         None, description="Name of the env var holding the provider key (never the key)."
     )
+    api_key_file: Path | None = Field(
+        None, description="A file holding only the key, readable by its owner alone (0600); "
+        "used when api_key_env is unset (`workbench join` writes one).")
     chat_model: str
     embed_model: str = "minilm-l6-v2"
     models: list[ModelSpec] = Field(default_factory=list)
@@ -312,6 +315,11 @@ def load_settings(
         data = dict(data.get("workbench", data))
     elif path is not None:
         raise ConfigError(f"config file {cfg_path} does not exist")
+    # A joined classroom (`workbench join`) beats workbench.toml; the environment and
+    # arguments still beat it (WORKBENCH_PROFILE=embedded works offline in a workshop).
+    from workbench.classroom.attendee import overlay
+
+    data = overlay(data, env)
     data.update(_env_overrides(env))
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:

@@ -135,13 +135,17 @@ def _profile(settings: Settings) -> list[Check]:
                          f"export {prof.api_key_env}=... (never put keys in workbench.toml)"))
     from workbench.models.providers import OpenAICompatibleProvider
 
-    prov = OpenAICompatibleProvider(settings.profile, prof, timeout_s=5.0, max_retries=0)
+    fix = ("run `workbench join --check`, or ask the facilitator" if settings.profile ==
+           "classroom" else f"start the server at {prof.base_url} or switch WORKBENCH_PROFILE")
+    try:  # a classroom's key file is read here: its errors are checks too
+        prov = OpenAICompatibleProvider(settings.profile, prof, timeout_s=5.0, max_retries=0)
+    except WorkbenchError as exc:
+        return [*out, Check("provider key", "fail", exc.message, fix)]
     try:
         prov.ping()
         out.append(Check("provider endpoint", "ok", f"{prof.base_url} answers /models"))
     except WorkbenchError as exc:
-        out.append(Check("provider endpoint", "fail", exc.message,
-                         f"start the server at {prof.base_url} or switch WORKBENCH_PROFILE"))
+        out.append(Check("provider endpoint", "fail", exc.message, fix))
     finally:
         prov.close()
     return out

@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from workbench.cli import (
+    classroom_cmds,
     conversation_cmds,
     evals_cmds,
     gateway_cmds,
@@ -34,6 +35,7 @@ evals_cmds.register(app)
 lab_cmds.register(app)
 prompts_cmds.register(app)
 conversation_cmds.register(evals_cmds.eval_app)
+classroom_cmds.register(app)
 
 
 def _flush_spans() -> None:

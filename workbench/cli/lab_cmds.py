@@ -73,9 +73,14 @@ def find_lab(query: str, labs: list[Lab]) -> Lab:
     return hits[0]
 
 
-def launch_env(root: Path, profile: str) -> dict[str, str]:
-    """Both editions share one data dir (Jupyter kernels start in labs/jupyter/)."""
+def launch_env(root: Path, profile: str | None) -> dict[str, str]:
+    """Both editions share one data dir (Jupyter kernels start in labs/jupyter/). No
+    profile: ``embedded``, or the joined classroom's (``workbench join``)."""
     env = dict(os.environ)
+    if profile is None:
+        from workbench.classroom.attendee import PROFILE, load
+
+        profile = PROFILE if load() is not None else "embedded"
     env["WORKBENCH_PROFILE"] = profile
     env.setdefault("WORKBENCH_DATA_DIR", str(root.parent / ".workbench"))
     return env
@@ -106,7 +111,9 @@ def lab(
     jupyter: Annotated[bool, typer.Option(
         "--jupyter", help="Open the Jupyter edition in JupyterLab instead of marimo.")] = False,
     list_labs: Annotated[bool, typer.Option("--list", help="List the labs and exit.")] = False,
-    profile: Annotated[str, typer.Option(help="Profile the labs run on.")] = "embedded",
+    profile: Annotated[str | None, typer.Option(
+        help="Profile the labs run on (default: embedded, or the classroom you joined).")]
+    = None,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port (marimo 2718, JupyterLab 8888).")] = 0,
     no_browser: Annotated[bool, typer.Option(
@@ -146,9 +153,10 @@ def lab(
         return
     if shutil.which(tool) is None and not _importable(tool):
         raise ConfigError(f"{tool} is not installed: pip install 'genai-workbench[labs]'")
-    console.print(f"opening {target.name} in {tool} on profile {profile}: {shown}",
-                  highlight=False)
-    run_server(cmd, env=launch_env(root, profile), cwd=root.parent)
+    env = launch_env(root, profile)
+    console.print(f"opening {target.name} in {tool} on profile {env['WORKBENCH_PROFILE']}: "
+                  f"{shown}", highlight=False)
+    run_server(cmd, env=env, cwd=root.parent)
 
 
 def run_server(cmd: list[str], env: dict[str, str], cwd: Path) -> None:

@@ -14,9 +14,16 @@ import os
 import random
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from workbench.errors import BadRequest, ConfigError, UpstreamError, UpstreamTimeout
+from workbench.errors import (
+    BadRequest,
+    BudgetExceeded,
+    ConfigError,
+    UpstreamError,
+    UpstreamTimeout,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -59,6 +66,26 @@ class RetryableError(UpstreamError):
 RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504}
 
 
+def read_key_file(path: Path) -> str:
+    """The key in ``path`` (a file holding only the key). Like ssh, refuses a file that
+    others can read: a key another user could copy is a leaked key."""
+    try:
+        mode = path.stat().st_mode
+        if os.name == "posix" and mode & 0o077:
+            raise ConfigError(f"{path} holds a key but others can read it "
+                              f"(mode {oct(mode & 0o777)}); run `chmod 600 {path}`")
+        key = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise ConfigError(f"key file {path} is missing; run `workbench join URL KEY` again "
+                          "or remove api_key_file from the profile") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read key file {path}: {type(exc).__name__}") from None
+    # One printable ASCII token: anything else cannot go into an HTTP header.
+    if not key or not key.isascii() or not key.isprintable() or " " in key:
+        raise ConfigError(f"key file {path} must hold one key and nothing else")
+    return key
+
+
 class OpenAICompatibleProvider:
     """Any OpenAI-compatible endpoint: OpenAI, Azure OpenAI (v1 API), Ollama, vLLM,
     LM Studio, llama.cpp server, a LiteLLM proxy, or another workbench gateway."""
@@ -76,10 +103,12 @@ class OpenAICompatibleProvider:
         self.backoff_s = backoff_s
         headers = dict(profile.headers)
         self.key_env = profile.api_key_env
-        if self.key_env:
-            key = os.environ.get(self.key_env)
-            if key:
-                headers["Authorization"] = f"Bearer {key}"
+        key = os.environ.get(self.key_env) if self.key_env else None
+        if not key and profile.api_key_file:
+            key = read_key_file(Path(profile.api_key_file))
+            self.key_env = self.key_env or f"in {profile.api_key_file}"
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
         self._client = httpx.Client(
             base_url=self.base_url, headers=headers, transport=transport,
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
@@ -103,14 +132,18 @@ class OpenAICompatibleProvider:
         except (ValueError, AttributeError):
             msg = None
         msg = (msg or resp.reason_phrase or "error")[:300]
+        if resp.status_code == 429 and resp.headers.get("x-should-retry") == "false":
+            # An exhausted budget (another workbench gateway, OpenAI's quota errors):
+            # retrying cannot help, and the caller should see why.
+            raise BudgetExceeded(f"upstream {self.name}: {msg}")
         if resp.status_code in RETRY_STATUSES:
             err = RetryableError(f"upstream {self.name} returned {resp.status_code}: {msg}")
             err.retry_after = resp.headers.get("retry-after")
             raise err
         if resp.status_code in (401, 403):
             raise UpstreamError(
-                f"upstream {self.name} rejected our credentials ({resp.status_code}); check "
-                f"the env var {self.key_env or '(none configured)'}", code="upstream_auth")
+                f"upstream {self.name} rejected our credentials ({resp.status_code}: {msg}); check "
+                f"the key {self.key_env or '(none configured)'}", code="upstream_auth")
         if resp.status_code == 404:
             raise UpstreamError(f"upstream {self.name} does not know this model or path: {msg}",
                                 code="upstream_not_found")

@@ -467,6 +467,9 @@ def create_app(gateway: Gateway) -> FastAPI:
                 {**d, "embedding": _b64_floats(d["embedding"])} for d in response["data"]]}
         return JSONResponse(response)
 
+    from workbench.classroom.routes import register as register_classroom
+
+    register_classroom(app, gateway)
     app.add_middleware(BodyLimitMiddleware, max_bytes=gateway.settings.max_request_bytes)
     app.add_middleware(TraceIdMiddleware)  # outermost: 413s carry a trace id too
     return app
