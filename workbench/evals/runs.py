@@ -19,7 +19,7 @@ from sqlalchemy import delete, insert, select
 
 from workbench.errors import BadRequest, NotFound
 from workbench.evals.records import SampleRecord, Score
-from workbench.evals.schema import ensure_schema, eval_runs, eval_samples, eval_scores
+from workbench.evals.schema import eval_runs, eval_samples, eval_scores
 
 if TYPE_CHECKING:
     from workbench.store import Store
@@ -244,7 +244,6 @@ class RunStore:
     """Runs in the SQL store. Text is PII-masked on the way in."""
 
     def __init__(self, store: Store):
-        ensure_schema(store)
         self.store = store
 
     def save(self, run: Run) -> Run:

@@ -36,7 +36,7 @@ from sqlalchemy import insert, select, update
 
 from workbench.errors import BadRequest, ConfigError, WorkbenchError
 from workbench.observability.probe_checks import Expectation, Verdict, check
-from workbench.observability.schema import ensure_schema, probe_results, probe_runs
+from workbench.observability.schema import probe_results, probe_runs
 from workbench.observability.views import html_table
 from workbench.store import Store
 
@@ -387,7 +387,6 @@ def detect_drift(prev: dict[str, Any] | None, cur: ProbeResult) -> Drift | None:
 def run_probes(probes: list[Probe], target: Target, store: Store,
                checker: Gateway | None = None) -> ProbeReport:
     """Run ``probes`` once, store the results and compare each with its previous run."""
-    ensure_schema(store)
     if not probes:
         raise BadRequest("no probes to run")
     run_id = "run_" + uuid.uuid4().hex[:16]
@@ -414,7 +413,6 @@ def run_probes(probes: list[Probe], target: Target, store: Store,
 
 def history(store: Store, probe: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
     """Stored results, newest first."""
-    ensure_schema(store)
     stmt = select(probe_results).order_by(probe_results.c.ts.desc()).limit(limit)
     if probe:
         stmt = stmt.where(probe_results.c.probe == probe)

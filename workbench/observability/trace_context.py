@@ -59,9 +59,8 @@ def owner_of(key_id: str | None) -> str:
 def claim_trace(store: Store, trace_id: str, key_id: str | None) -> bool:
     """True if ``key_id`` may use ``trace_id`` (it is new, or already this principal's);
     the first caller claims it. One short write transaction."""
-    from workbench.observability.schema import ensure_schema, trace_claims
+    from workbench.observability.schema import trace_claims
 
-    ensure_schema(store)
     me = owner_of(key_id)
     with store.read() as conn:  # the common case (a key's repeated calls): no write lock
         owner = conn.execute(select(trace_claims.c.owner).where(

@@ -430,7 +430,6 @@ def create_service_app(gateway: Gateway | None = None, settings: ServiceSettings
     """The service for ``gateway`` (default: ``workbench.connect()`` from the current
     settings) with ``settings`` (default: :func:`load_service_settings`; ``overrides``
     replace single fields, e.g. ``collection="handbook"``)."""
-    from workbench.observability.schema import ensure_schema
 
     svc = settings or load_service_settings(**overrides)
     if settings is not None and overrides:
@@ -440,7 +439,6 @@ def create_service_app(gateway: Gateway | None = None, settings: ServiceSettings
         from workbench.api import connect
 
         gateway = connect()
-    ensure_schema(gateway.store)  # feedback and span tables, before the first request
     metrics = ServiceMetrics(feedback_fn=lambda: feedback_stats(gateway))
     state = ServiceState(gateway=gateway, settings=svc, metrics=metrics,
                          options=AskOptions(collection=svc.collection, k=svc.k, mode=svc.mode,
