@@ -161,24 +161,25 @@ def applied_versions(conn: Connection) -> set[int]:
     return {int(r[0]) for r in conn.execute(select(schema_version.c.version))}
 
 
-def pending(applied: set[int], where: str = "this store") -> list[Migration]:
+def pending(applied: set[int], where: str = "") -> list[Migration]:
     """The migrations ``applied`` lacks, in order; :class:`StoreTooNew` if it holds a
     version this workbench does not know."""
+    store = f"the store at {where}" if where else "this store"
     known = {m.version for m in MIGRATIONS}
     unknown = sorted(applied - known)
     if unknown:
         newest = max(applied)
         if newest > LATEST:
             raise StoreTooNew(
-                f"{where} was migrated by a newer workbench (version {newest}; this "
-                f"workbench knows up to {LATEST}): upgrade workbench to use it")
+                f"{store} was migrated by a newer workbench (version {newest}; this one "
+                f"knows up to {LATEST}): upgrade workbench to use it")
         raise StoreTooNew(
-            f"{where} holds migration(s) {unknown} that this workbench does not know "
+            f"{store} holds migration(s) {unknown} that this workbench does not know "
             "(it was migrated by a different build): use the workbench that migrated it")
     return [m for m in MIGRATIONS if m.version not in applied]
 
 
-def upgrade(conn: Connection, where: str = "this store") -> list[Migration]:
+def upgrade(conn: Connection, where: str = "") -> list[Migration]:
     """Apply the pending migrations on ``conn``, a write transaction (``Store.write()``),
     and record them; returns what was applied. Takes the migration lock first."""
     import time

@@ -35,14 +35,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import insert, select, update
 
 from workbench.errors import BadRequest, ConfigError, WorkbenchError
+from workbench.http.headers import TRACE_HEADER  # a leaf: no FastAPI for a probe run
 from workbench.observability.probe_checks import Expectation, Verdict, check
 from workbench.observability.schema import probe_results, probe_runs
 from workbench.observability.views import html_table
 from workbench.store import Store
-
-# The workbench gateway's trace-id response header (workbench.models.server.TRACE_HEADER;
-# not imported from there, which would load FastAPI for every probe run).
-TRACE_HEADER = "x-workbench-trace-id"
 
 if TYPE_CHECKING:
     from workbench.models.gateway import Gateway
