@@ -34,19 +34,40 @@ def request_trace_id(request: Request) -> str:
     return str(getattr(request.state, "trace_id", "") or new_trace_id())
 
 
-class TraceIdMiddleware:
-    """Gives each request a fresh trace id and returns it in a header. A caller's W3C
-    ``traceparent`` is kept aside (``request.state.caller_trace``): the handler joins the
-    caller's trace only once it knows the key and that the trace is that key's own
-    (:func:`request_trace`), so the header is written from the state at response time."""
+class ResponseHeadersMiddleware:
+    """Base for ASGI middleware that edits the headers of every HTTP response:
+    :meth:`prepare` sees the request's scope first, :meth:`set_headers` the response's."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
+
+    def prepare(self, scope: Scope) -> None:
+        """Called once per HTTP request, before the app runs."""
+
+    def set_headers(self, scope: Scope, headers: MutableHeaders) -> None:
+        raise NotImplementedError
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        self.prepare(scope)
+
+        async def send_with_headers(message: AsgiMessage) -> None:
+            if message["type"] == "http.response.start":
+                self.set_headers(scope, MutableHeaders(scope=message))
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class TraceIdMiddleware(ResponseHeadersMiddleware):
+    """Gives each request a fresh trace id and returns it in a header. A caller's W3C
+    ``traceparent`` is kept aside (``request.state.caller_trace``): the handler joins the
+    caller's trace only once it knows the key and that the trace is that key's own
+    (:func:`request_trace`), so the header is written from the state at response time."""
+
+    def prepare(self, scope: Scope) -> None:
         state = scope.setdefault("state", {})
         state["trace_id"] = new_trace_id()
         state["caller_trace"] = None
@@ -54,12 +75,8 @@ class TraceIdMiddleware:
             if name == b"traceparent":
                 state["caller_trace"] = parse_traceparent(value)
 
-        async def send_with_trace(message: AsgiMessage) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message).append(TRACE_HEADER, str(state["trace_id"]))
-            await send(message)
-
-        await self.app(scope, receive, send_with_trace)
+    def set_headers(self, scope: Scope, headers: MutableHeaders) -> None:
+        headers.append(TRACE_HEADER, str(scope["state"]["trace_id"]))
 
 
 async def request_trace(request: Request, gw: Gateway) -> RequestTrace:
@@ -76,4 +93,5 @@ async def request_trace(request: Request, gw: Gateway) -> RequestTrace:
     return trace
 
 
-__all__ = ["TraceIdMiddleware", "request_trace", "request_trace_id", "scope_trace_id"]
+__all__ = ["ResponseHeadersMiddleware", "TraceIdMiddleware", "request_trace", "request_trace_id",
+           "scope_trace_id"]

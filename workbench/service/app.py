@@ -29,14 +29,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.types import Message as AsgiMessage
+from starlette.types import Scope
 
 from workbench import __version__
 from workbench.http.errors import TRACED_ERRORS, install_error_handlers
 from workbench.http.headers import TRACE_HEADER
 from workbench.http.limits import BodyLimitMiddleware
-from workbench.http.tracing import TraceIdMiddleware
+from workbench.http.tracing import ResponseHeadersMiddleware, TraceIdMiddleware
 from workbench.http.validation import document_400_not_422
 from workbench.models.gateway import Gateway
 from workbench.service.deps import Caller, Inflight, ServiceState
@@ -59,26 +58,13 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 ROUTERS = (pages.router, health.router, metrics.router, ask.router)
 
 
-class SecurityHeaders:
+class SecurityHeaders(ResponseHeadersMiddleware):
     """Headers every response gets (the chat page relies on the CSP: no inline code)."""
 
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message: AsgiMessage) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("x-content-type-options", "nosniff")
-                headers.setdefault("referrer-policy", "no-referrer")
-                headers.setdefault("content-security-policy", CSP)
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
+    def set_headers(self, scope: Scope, headers: MutableHeaders) -> None:
+        headers.setdefault("x-content-type-options", "nosniff")
+        headers.setdefault("referrer-policy", "no-referrer")
+        headers.setdefault("content-security-policy", CSP)
 
 
 def _lifespan(state: ServiceState) -> Callable[[FastAPI], Any]:
