@@ -27,9 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
+from workbench.migrations import drop_everything  # noqa: E402
 from workbench.observability import feedback  # noqa: E402
 from workbench.observability.schema import feedback as feedback_table  # noqa: E402
-from workbench.store import Store, metadata, schema_version  # noqa: E402
+from workbench.store import Store  # noqa: E402
 
 SHARED = "f" * 32
 
@@ -37,8 +38,7 @@ SHARED = "f" * 32
 def fresh_postgres(url: str) -> Store:
     s = Store(url, migrate=False)
     with s.engine.begin() as conn:
-        metadata.drop_all(conn)
-        schema_version.drop(conn, checkfirst=True)
+        drop_everything(conn)
     s.dispose()
     return Store(url)
 

@@ -13,8 +13,9 @@ import pytest
 
 from workbench.api import offline_env
 from workbench.config import load_settings
+from workbench.migrations import drop_everything
 from workbench.models.gateway import Gateway
-from workbench.store import Store, metadata, schema_version
+from workbench.store import Store
 
 offline_env()
 
@@ -87,8 +88,7 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]
         assert url
         fresh = Store(url, migrate=False)
         with fresh.engine.begin() as conn:
-            metadata.drop_all(conn)
-            schema_version.drop(conn, checkfirst=True)
+            drop_everything(conn)
         fresh.dispose()
         store = Store(url)
     yield store

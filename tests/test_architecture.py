@@ -18,14 +18,25 @@ PACKAGE = ROOT / "workbench"
 
 # Lowest first. A module belongs to the layer of the longest prefix that names it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("workbench", "workbench.lazy", "workbench.errors", "workbench.guardrails")),
-    ("config and store", ("workbench.config", "workbench.store")),
+    ("foundation", ("workbench", "workbench.lazy", "workbench.errors", "workbench.guardrails",
+                    "workbench.http.headers")),
+    # Table definitions are data: the migration list (called by the store) imports them, so
+    # they sit with the store whichever package owns them.
+    ("config and store", ("workbench.config", "workbench.store", "workbench.migrations",
+                          "workbench.observability.schema", "workbench.evals.schema",
+                          "workbench.prompts.schema", "workbench.sessions.schema",
+                          "workbench.classroom.schema", "workbench.retrieval.cache",
+                          "workbench.models.readiness",
+                          # a joined classroom is part of loading settings
+                          "workbench.classroom.attendee", "workbench.classroom.client")),
     ("sessions", ("workbench.sessions",)),
     ("observability", ("workbench.observability",)),
+    ("http", ("workbench.http",)),
     ("models", ("workbench.models", "workbench.api")),
     ("prompts", ("workbench.prompts",)),
     ("retrieval", ("workbench.retrieval",)),
     ("evals", ("workbench.evals",)),
+    ("classroom", ("workbench.classroom",)),
     ("service", ("workbench.service",)),
     ("apps", ("workbench.cli", "workbench.__main__", "workbench.doctor", "workbench.tour",
               "workbench.reference")),

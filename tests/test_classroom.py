@@ -245,12 +245,13 @@ def test_create_writes_keys_only_to_0600_sheets_and_never_prints_them(tmp_path: 
 
 # -- the facilitator's page ----------------------------------------------------------------------
 def test_the_status_page_needs_the_facilitator_login(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    from workbench.classroom.routes import router
     from workbench.models.server import create_app
 
     gw = make_gateway()
     seats, token = roster.create(gw.store, 2, budget_usd=1, rpm=5,
                                  names=["Ada <script>x</script>", "Grace"])
-    client = TestClient(create_app(gw))
+    client = TestClient(create_app(gw, routers=[router]))
 
     def basic(user: str, password: str) -> dict[str, str]:
         raw = base64.b64encode(f"{user}:{password}".encode()).decode()

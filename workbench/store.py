@@ -3,18 +3,17 @@
 Why Core and not an ORM: every governance write is a single conditional UPDATE whose
 row count *is* the decision (budget reserved or not), and that is clearer in Core.
 
-Migrations are an ordered list of functions recorded in ``schema_version``; each later
-capability (retrieval, traces, feedback, evals) appends its own tables here.
+The schema is built by the ordered migration list in :mod:`workbench.migrations`, applied
+when a store opens and recorded in ``schema_version``.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -30,15 +29,25 @@ from sqlalchemy import (
     Table,
     create_engine,
     event,
-    insert,
     select,
-    text,
 )
 from sqlalchemy.exc import OperationalError
 
 from workbench.errors import ConfigError
 
+if TYPE_CHECKING:
+    from workbench.migrations import Migration
+
 metadata = MetaData()
+
+
+def table(name: str, *items: Any) -> Table:
+    """The table ``name`` on the shared metadata, or the one already defined: a capability
+    module imported twice (``importlib.reload`` in a notebook, pytester's module snapshots)
+    must not define it twice."""
+    existing = metadata.tables.get(name)
+    return existing if existing is not None else Table(name, metadata, *items)
+
 
 schema_version = Table(
     "schema_version", metadata,
@@ -153,45 +162,6 @@ processes = Table(
     Column("heartbeat_at", Float, nullable=False),
 )
 
-Migration = Callable[[Connection], None]
-
-
-def table(name: str, *items: Any) -> Table:
-    """The table ``name`` on the shared metadata, or the one already defined: a capability
-    module imported twice (``importlib.reload`` in a notebook, pytester's module snapshots)
-    must not define it twice."""
-    existing = metadata.tables.get(name)
-    return existing if existing is not None else Table(name, metadata, *items)
-
-
-def _m1_governance(conn: Connection) -> None:
-    for table in (teams, keys, rate_windows, ledger, audit, response_cache, reservations):
-        table.create(conn, checkfirst=True)
-
-
-def _add_missing_column(conn: Connection, table: Table, name: str) -> None:
-    """ALTER TABLE ... ADD COLUMN for stores created before the column existed (a fresh
-    store got it from the table definition in migration 1)."""
-    from sqlalchemy import inspect
-
-    if name in {c["name"] for c in inspect(conn).get_columns(table.name)}:
-        return
-    col = table.c[name]
-    type_sql = col.type.compile(dialect=conn.dialect)
-    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{name}" {type_sql}'))
-
-
-def _m10_budget_hardening(conn: Connection) -> None:
-    # Reservation owners + the process registry (sweeping dead holders), and the ledger's
-    # anomaly flag (usage an upstream reported that was not taken at face value).
-    processes.create(conn, checkfirst=True)
-    _add_missing_column(conn, reservations, "owner")
-    _add_missing_column(conn, ledger, "anomaly")
-
-
-MIGRATIONS: list[tuple[int, Migration]] = [(1, _m1_governance), (10, _m10_budget_hardening)]
-
-
 def normalize_url(url: str) -> str:
     """Accept the URLs people paste: postgres:// and postgresql:// use psycopg 3."""
     for prefix in ("postgres://", "postgresql://"):
@@ -209,9 +179,7 @@ class Store:
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.engine = self._create_engine()
-        # How many registered migrations are applied: capabilities imported after the
-        # store was opened register more, and migrate() then applies just those.
-        self._migrated = 0
+        self._current = False  # every known migration is applied (migrate() checked)
         self._lock = threading.Lock()
         if migrate:
             self.migrate()
@@ -248,28 +216,40 @@ class Store:
         except ImportError as exc:
             raise ConfigError(f"store URL needs a driver that is not installed: {exc}") from None
 
-    def migrate(self) -> None:
+    def migrate(self) -> list[int]:
+        """Apply the pending migrations (:mod:`workbench.migrations`); returns the versions
+        applied now (empty when the store was up to date). Safe to call concurrently from
+        threads, processes and replicas; cheap once the store is current."""
+        from workbench import migrations
+
         with self._lock:
-            if self._migrated == len(MIGRATIONS):
-                return
-            try:
-                with self.write() as conn:
-                    if not self.is_sqlite:
-                        # One migrator at a time across replicas.
-                        conn.execute(text("SELECT pg_advisory_xact_lock(7770001)"))
-                    schema_version.create(conn, checkfirst=True)
-                    done = {r[0] for r in conn.execute(select(schema_version.c.version))}
-                    for version, fn in MIGRATIONS:
-                        if version not in done:
-                            fn(conn)
-                            conn.execute(insert(schema_version).values(
-                                version=version, applied_at=time.time()))
-            except OperationalError as exc:
-                raise ConfigError(
-                    f"cannot open the store at {self.safe_url}: {exc.orig}; check "
-                    "WORKBENCH_STORE_URL / data_dir"
-                ) from None
-            self._migrated = len(MIGRATIONS)
+            if self._current:
+                return []
+            applied: list[int] = []
+            if self.migration_status()[1]:  # else nothing to do: no write lock taken
+                with self._opening(), self.write() as conn:
+                    applied = [m.version for m in migrations.upgrade(conn, self.safe_url)]
+            self._current = True
+            return applied
+
+    def migration_status(self) -> tuple[list[int], list[Migration]]:
+        """(versions applied, migrations pending) without applying anything;
+        :class:`~workbench.migrations.StoreTooNew` if a newer workbench migrated it."""
+        from workbench import migrations
+
+        with self._opening(), self.read() as conn:
+            done = migrations.applied_versions(conn)
+        return sorted(done), migrations.pending(done, self.safe_url)
+
+    @contextmanager
+    def _opening(self) -> Iterator[None]:
+        try:
+            yield
+        except OperationalError as exc:
+            raise ConfigError(
+                f"cannot open the store at {self.safe_url}: {exc.orig}; check "
+                "WORKBENCH_STORE_URL / data_dir"
+            ) from None
 
     @property
     def safe_url(self) -> str:
@@ -299,15 +279,6 @@ class Store:
         return f"Store({self.safe_url!r})"
 
 
-def register_migration(version: int, fn: Migration) -> None:
-    """Later capabilities add their tables here (ordered by version)."""
-    if any(v == version for v, _ in MIGRATIONS):
-        raise ValueError(f"migration {version} already registered")
-    MIGRATIONS.append((version, fn))
-    MIGRATIONS.sort(key=lambda m: m[0])
-
-
 # The tables are the store's internals (the workbench's own modules read and write them);
 # code outside the package goes through those modules' functions.
-__all__ = ["MIGRATIONS", "Migration", "Store", "metadata", "normalize_url", "register_migration",
-           "schema_version"]
+__all__ = ["Store", "metadata", "normalize_url", "schema_version", "table"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, insert, select, update
 
-from workbench.classroom.schema import classrooms, ensure_schema
+from workbench.classroom.schema import classrooms
 from workbench.errors import BadRequest, NotFound, WorkbenchError
 from workbench.models import audit as audit_log
 from workbench.models.policy import Policy
@@ -83,7 +83,6 @@ def create(store: Store, n: int, *, team: str = "workshop", budget_usd: float | 
                          "one runaway loop cannot spend the workshop's money")
     if rpm is None or rpm <= 0:
         raise BadRequest("--rpm is required: requests per minute per attendee (> 0)")
-    ensure_schema(store)
     pol = Policy(store)
     seats: list[Seat] = []
     try:
@@ -110,7 +109,6 @@ def create(store: Store, n: int, *, team: str = "workshop", budget_usd: float | 
 
 def revoke(store: Store, team: str = "workshop", *, actor: str = "admin") -> list[str]:
     """Revoke every live key of ``team`` and close the classroom; returns the key ids."""
-    ensure_schema(store)
     with store.read() as conn:
         live = [r.id for r in conn.execute(select(keys.c.id).where(
             and_(keys.c.team == team, keys.c.revoked_at.is_(None))).order_by(keys.c.created_at))]
@@ -136,7 +134,6 @@ def revoke_keys(store: Store, key_ids: list[str], *, actor: str = "admin") -> No
 
 def check_page_token(store: Store, team: str, token: str) -> bool:
     """Whether ``token`` opens ``team``'s status page (constant-time comparison)."""
-    ensure_schema(store)
     with store.read() as conn:
         row = conn.execute(select(classrooms.c.page_token_hash)
                            .where(classrooms.c.team == team)).first()

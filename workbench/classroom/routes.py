@@ -17,15 +17,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from workbench.classroom.roster import attendee_rows, check_page_token
 from workbench.errors import AuthError
+from workbench.http.errors import ErrorResponse
 from workbench.models.gateway import Gateway
-from workbench.models.server import Authed, ErrorResponse
+from workbench.models.server.deps import AppGateway, Authed
 
-__all__ = ["REFRESH_S", "ago", "register"]
+__all__ = ["REFRESH_S", "ago", "router"]
 
 REFRESH_S = 5
 _NO_STORE = {"cache-control": "no-store", "x-robots-tag": "noindex"}
@@ -88,52 +89,57 @@ def _auth_failed(err: AuthError) -> Response:
                                  **_NO_STORE})
 
 
-def register(app: FastAPI, gateway: Gateway) -> None:
-    """Add the classroom routes to the proxy app (called from ``create_app``)."""
+# Served by ``workbench gateway`` (``create_app(gw, routers=[router])``): the proxy itself
+# (layer models) does not know the classroom, which sits above it.
+router = APIRouter(tags=["classroom"])
 
-    @app.get("/v1/classroom/profile", tags=["classroom"],
-             summary="What this gateway serves to the calling key (read by `workbench join`).",
-             responses=_KEY_401)
-    def classroom_profile(gw: Authed) -> dict[str, Any]:
-        from workbench.retrieval.answer_strategies import resolve
 
-        allowed = gw.models()
-        chat = [s for s in allowed if s.kind in ("chat", "completion")]
-        embed = [s for s in allowed if s.kind == "embedding"]
-        default_chat = next((s for s in chat if s.name == gw.settings.default_chat_model),
-                            chat[0] if chat else None)
-        default_embed = next((s for s in embed if s.name == gw.settings.default_embed_model),
-                             embed[0] if embed else None)
-        return {
-            "classroom": gw.principal.team, "key_id": gw.principal.key_id,
-            "chat_model": default_chat.name if default_chat else gw.settings.default_chat_model,
-            "embed_model": (default_embed.name if default_embed
-                            else gw.settings.default_embed_model),
-            "answer_strategy": resolve(gw, default_chat) if default_chat else "auto",
-            "models": [{"name": s.name, "kind": s.kind, "context_window": s.context_window,
-                        "max_output_tokens": s.max_output_tokens,
-                        "input_usd_per_mtok": s.input_usd_per_mtok,
-                        "output_usd_per_mtok": s.output_usd_per_mtok} for s in allowed],
-        }
+@router.get("/v1/classroom/profile",
+            summary="What this gateway serves to the calling key (read by `workbench join`).",
+            responses=_KEY_401)
+def classroom_profile(gw: Authed) -> dict[str, Any]:
+    from workbench.retrieval.answer_strategies import resolve
 
-    def facilitator_view(request: Request, render: Callable[[str, list[dict[str, Any]]],
-                                                            Response]) -> Response:
-        try:
-            team = _facilitator(request, gateway)
-        except AuthError as err:
-            return _auth_failed(err)
-        return render(team, attendee_rows(gateway.store, team))
+    allowed = gw.models()
+    chat = [s for s in allowed if s.kind in ("chat", "completion")]
+    embed = [s for s in allowed if s.kind == "embedding"]
+    default_chat = next((s for s in chat if s.name == gw.settings.default_chat_model),
+                        chat[0] if chat else None)
+    default_embed = next((s for s in embed if s.name == gw.settings.default_embed_model),
+                         embed[0] if embed else None)
+    return {
+        "classroom": gw.principal.team, "key_id": gw.principal.key_id,
+        "chat_model": default_chat.name if default_chat else gw.settings.default_chat_model,
+        "embed_model": (default_embed.name if default_embed
+                        else gw.settings.default_embed_model),
+        "answer_strategy": resolve(gw, default_chat) if default_chat else "auto",
+        "models": [{"name": s.name, "kind": s.kind, "context_window": s.context_window,
+                    "max_output_tokens": s.max_output_tokens,
+                    "input_usd_per_mtok": s.input_usd_per_mtok,
+                    "output_usd_per_mtok": s.output_usd_per_mtok} for s in allowed],
+    }
 
-    @app.get("/classroom", tags=["classroom"], response_class=HTMLResponse,
-             summary="The facilitator's live view (HTTP Basic: team / page token).",
-             responses=_LOGIN_401)
-    def classroom_page(request: Request) -> Response:
-        return facilitator_view(request, lambda team, rows: HTMLResponse(
-            _page(team, rows, time.time()), headers=_NO_STORE))
 
-    @app.get("/classroom/status.json", tags=["classroom"],
-             summary="The facilitator's view as JSON (HTTP Basic: team / page token).",
-             responses=_LOGIN_401)
-    def classroom_status(request: Request) -> Response:
-        return facilitator_view(request, lambda team, rows: JSONResponse(
-            {"team": team, "attendees": rows}, headers=_NO_STORE))
+def _facilitator_view(request: Request, gateway: Gateway,
+                      render: Callable[[str, list[dict[str, Any]]], Response]) -> Response:
+    try:
+        team = _facilitator(request, gateway)
+    except AuthError as err:
+        return _auth_failed(err)
+    return render(team, attendee_rows(gateway.store, team))
+
+
+@router.get("/classroom", response_class=HTMLResponse,
+            summary="The facilitator's live view (HTTP Basic: team / page token).",
+            responses=_LOGIN_401)
+def classroom_page(request: Request, gateway: AppGateway) -> Response:
+    return _facilitator_view(request, gateway, lambda team, rows: HTMLResponse(
+        _page(team, rows, time.time()), headers=_NO_STORE))
+
+
+@router.get("/classroom/status.json",
+            summary="The facilitator's view as JSON (HTTP Basic: team / page token).",
+            responses=_LOGIN_401)
+def classroom_status(request: Request, gateway: AppGateway) -> Response:
+    return _facilitator_view(request, gateway, lambda team, rows: JSONResponse(
+        {"team": team, "attendees": rows}, headers=_NO_STORE))

@@ -255,6 +255,7 @@ def serve_gateway(
     Logs at the `log_level` setting; the access log (INFO) drops query strings."""
     import uvicorn
 
+    from workbench.classroom.routes import router as classroom_router
     from workbench.models.server import create_app
     from workbench.observability.access_log import uvicorn_log_config
 
@@ -263,8 +264,8 @@ def serve_gateway(
     swept = gw.policy.sweep(actor="gateway-startup")
     if swept.released:
         console.print(sweep_summary(swept), highlight=False)
-    uvicorn.run(create_app(gw), host=host, port=port, log_level=gw.settings.log_level.lower(),
-                log_config=uvicorn_log_config())
+    uvicorn.run(create_app(gw, routers=[classroom_router]), host=host, port=port,
+                log_level=gw.settings.log_level.lower(), log_config=uvicorn_log_config())
 
 
 def register(app: typer.Typer) -> None:

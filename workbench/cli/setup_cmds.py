@@ -1,4 +1,4 @@
-"""CLI for setup and the main job: doctor, tour."""
+"""CLI for setup and the main job: doctor, migrate, tour."""
 
 from __future__ import annotations
 
@@ -31,6 +31,41 @@ def doctor(
     raise typer.Exit(1 if failed else 0)
 
 
+def migrate(
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Only list applied and pending migrations; change nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Bring the store up to this workbench's schema (opening a store does it too): run
+    it once before rolling out a new version, or with --dry-run to see what would change.
+    Exits 1 if a newer workbench migrated the store."""
+    from workbench.config import load_settings
+    from workbench.store import Store
+
+    store = Store(load_settings().resolved_store_url, migrate=False)
+    try:
+        applied, pending = store.migration_status()
+        done = [] if dry_run else store.migrate()
+    finally:
+        store.dispose()
+    rows = [{"version": m.version, "name": m.name,
+             "status": "applied now" if m.version in done else "pending"} for m in pending]
+    if as_json:
+        print_json({"store": store.safe_url, "dry_run": dry_run, "applied": applied,
+                    "pending": [] if done else [{"version": m.version, "name": m.name}
+                                                for m in pending],
+                    "applied_now": done})
+        return
+    console.print(f"store {escape(store.safe_url)}: {len(applied)} migrations applied "
+                  f"(latest {max(applied, default=0)})", highlight=False)
+    if not pending:
+        console.print("[green]up to date[/]")
+        return
+    console.print(table(rows, ["version", "name", "status"]))
+    if dry_run:
+        console.print(f"{len(pending)} pending; run `workbench migrate` to apply them")
+
+
 def tour(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The main job, headless: governed calls, a denied call, redaction, usage."""
     from workbench.tour import Step, run
@@ -59,6 +94,7 @@ def tour(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 def register(app: typer.Typer) -> None:
     app.command("doctor")(doctor)
+    app.command("migrate")(migrate)
     app.command("tour")(tour)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 
-from workbench.evals.schema import ensure_schema, judge_cache
+from workbench.evals.schema import judge_cache
 from workbench.store import Store
 
 
@@ -47,7 +47,6 @@ class JudgeCache:
     """Judge results in the SQL store (shared by everyone who shares the store)."""
 
     def __init__(self, store: Store):
-        ensure_schema(store)
         self.store = store
 
     def get(self, key: str, *, retry_failed: bool = False) -> Cached | None:

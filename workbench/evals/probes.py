@@ -36,14 +36,10 @@ from sqlalchemy import insert, select, update
 
 from workbench.errors import BadRequest, ConfigError, WorkbenchError
 from workbench.evals.probe_checks import Expectation, Verdict, check
-from workbench.observability.schema import ensure_schema, probe_results, probe_runs
+from workbench.http.headers import TRACE_HEADER  # a leaf: no FastAPI for a probe run
+from workbench.observability.schema import probe_results, probe_runs
 from workbench.observability.views import html_table
-from workbench.prompts import schema as _prompt_schema  # noqa: F401 - probe prompt_version
 from workbench.store import Store
-
-# The workbench gateway's trace-id response header (workbench.models.server.TRACE_HEADER;
-# not imported from there, which would load FastAPI for every probe run).
-TRACE_HEADER = "x-workbench-trace-id"
 
 if TYPE_CHECKING:
     from workbench.models.gateway import Gateway
@@ -436,7 +432,6 @@ def detect_drift(prev: dict[str, Any] | None, cur: ProbeResult) -> Drift | None:
 def run_probes(probes: list[Probe], target: Target, store: Store,
                checker: Gateway | None = None) -> ProbeReport:
     """Run ``probes`` once, store the results and compare each with its previous run."""
-    ensure_schema(store)
     if not probes:
         raise BadRequest("no probes to run")
     run_id = "run_" + uuid.uuid4().hex[:16]
@@ -467,7 +462,6 @@ def run_probes(probes: list[Probe], target: Target, store: Store,
 
 def history(store: Store, probe: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
     """Stored results, newest first."""
-    ensure_schema(store)
     stmt = select(probe_results).order_by(probe_results.c.ts.desc()).limit(limit)
     if probe:
         stmt = stmt.where(probe_results.c.probe == probe)

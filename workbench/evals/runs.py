@@ -19,7 +19,7 @@ from sqlalchemy import delete, insert, select
 
 from workbench.errors import BadRequest, NotFound
 from workbench.evals.records import SampleRecord, Score
-from workbench.evals.schema import ensure_schema, eval_runs, eval_samples, eval_scores
+from workbench.evals.schema import eval_runs, eval_samples, eval_scores
 
 if TYPE_CHECKING:
     from workbench.guardrails import Guardrails
@@ -246,7 +246,6 @@ class RunStore:
     the redaction policy of the settings)."""
 
     def __init__(self, store: Store, guardrails: Guardrails | None = None):
-        ensure_schema(store)
         self.store = store
         self.guardrails = guardrails  # None: the settings' policy (default_guardrails)
 

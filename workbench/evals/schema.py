@@ -1,9 +1,8 @@
-"""Tables for eval runs and the judge cache (store migrations 50-51).
-
-Importing this module registers the migrations; :func:`ensure_schema` applies them to a
-store opened before the import. Re-importing it (``importlib.reload``, pytester's module
-snapshots) reuses the tables already defined. Text stored here (questions, answers, contexts, reasons)
-is PII-masked first: eval rows are as durable as the ledger and must be as clean.
+"""Tables for eval runs and the judge cache (created by store migrations 50-51 in
+:mod:`workbench.migrations`, applied when a store opens). Re-importing this module
+(``importlib.reload``, pytester's module snapshots) reuses the tables already defined.
+Text stored here (questions, answers, contexts, reasons) is PII-masked first: eval rows
+are as durable as the ledger and must be as clean.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Column,
-    Connection,
     Float,
     Index,
     Integer,
@@ -22,7 +20,7 @@ from sqlalchemy import (
     Text,
 )
 
-from workbench.store import MIGRATIONS, Store, metadata, register_migration
+from workbench.store import metadata
 
 
 def _table(name: str, *items: Any) -> Table:
@@ -100,22 +98,4 @@ judge_cache = _table(
 )
 
 
-def _m50_runs(conn: Connection) -> None:
-    for table in (eval_runs, eval_samples, eval_scores):
-        table.create(conn, checkfirst=True)
-
-
-def _m51_judge_cache(conn: Connection) -> None:
-    judge_cache.create(conn, checkfirst=True)
-
-
-if not any(v == 50 for v, _ in MIGRATIONS):  # importlib.reload in a notebook
-    register_migration(50, _m50_runs)
-    register_migration(51, _m51_judge_cache)
-
-
-def ensure_schema(store: Store) -> None:
-    store.migrate()
-
-
-__all__ = ["ensure_schema", "eval_runs", "eval_samples", "eval_scores", "judge_cache"]
+__all__ = ["eval_runs", "eval_samples", "eval_scores", "judge_cache"]

@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import time
-import uuid
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from workbench.models.policy import Policy, Principal, Reservation
 from workbench.models.providers import OpenAICompatibleProvider, Provider
 from workbench.models.redaction import ChunkRedactor, redact_request, redact_response
 from workbench.models.types import ChatRequest, ChatResult, EmbeddingRequest, EmbeddingResult
+from workbench.observability.trace_context import new_trace_id
 from workbench.store import Store, response_cache
 
 log = logging.getLogger("workbench.gateway")
@@ -49,10 +49,6 @@ TokenSink = Callable[[str], None]
 # Usage corrections worth an audit row (usage_missing alone is only flagged in the ledger).
 AUDITED_ANOMALIES = frozenset({"usage_invalid", "usage_clamped", "charge_above_reservation",
                                "reservation_swept"})
-
-
-def new_trace_id() -> str:
-    return uuid.uuid4().hex  # 32 hex chars: the W3C / OpenTelemetry trace-id format
 
 
 def _message_text(msg: Any) -> str:

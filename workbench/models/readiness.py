@@ -11,11 +11,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Column, Connection, Float, String, Table
+from sqlalchemy import Column, Float, String, Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from workbench.errors import WorkbenchError
-from workbench.store import MIGRATIONS, Store, metadata, register_migration
+from workbench.store import Store, metadata
 
 if TYPE_CHECKING:
     from workbench.models.gateway import Gateway
@@ -25,14 +24,6 @@ store_probe = Table(
     Column("id", String(32), primary_key=True),
     Column("ts", Float, nullable=False),
 )
-
-
-def _m44_store_probe(conn: Connection) -> None:
-    store_probe.create(conn, checkfirst=True)
-
-
-if not any(v == 44 for v, _ in MIGRATIONS):  # importlib.reload in a notebook
-    register_migration(44, _m44_store_probe)
 
 
 def write_probe(store: Store) -> str:
@@ -45,15 +36,12 @@ def write_probe(store: Store) -> str:
     stmt = insert(store_probe).values(id="readyz", ts=now)
     stmt = stmt.on_conflict_do_update(index_elements=["id"], set_={"ts": now})
     try:
-        store.migrate()
         with store.write() as conn:
             conn.execute(stmt)
     except SQLAlchemyError as exc:
         orig = getattr(exc, "orig", None) or exc
         detail = str(orig).splitlines()[0][:160] if str(orig) else ""
         return f"error: cannot write ({type(orig).__name__}{': ' + detail if detail else ''})"
-    except WorkbenchError as exc:  # store.migrate() explains an unreachable store
-        return f"error: {exc.message}"
     return "ok"
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from workbench.observability.schema import feedback
-from workbench.sessions.schema import chat_sessions, chat_turns, ensure_schema
+from workbench.sessions.schema import chat_sessions, chat_turns
 from workbench.store import Store
 
 COLUMNS = ("day", "model", "prompt_version", "sessions", "containment_rate",
@@ -44,7 +44,6 @@ def containment(store: Store, days: int = 30,
 def containment_by_label(store: Store, days: float = 30) -> list[dict[str, Any]]:
     """[{model, prompt_version, sessions, contained}] over sessions active in the last
     ``days`` (service sessions with at least one answer, product traffic only)."""
-    ensure_schema(store)
     since = time.time() - days * 86400
     with store.read() as conn:
         ids = [r.id for r in conn.execute(

@@ -79,9 +79,8 @@ class StoreSpanExporter(SpanExporter):
     cached for a store never keeps a disposed store (and its pool) alive."""
 
     def __init__(self, store: Store, service: str | None = None):
-        from workbench.observability.schema import ensure_schema
 
-        self._store = weakref.ref(ensure_schema(store))
+        self._store = weakref.ref(store)
         self._held: Store | None = None
         self._service = service
 

@@ -52,7 +52,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from workbench.errors import BadRequest, NotFound, WorkbenchError
-from workbench.observability.schema import ensure_schema, feedback, feedback_requests, spans
+from workbench.observability.schema import feedback, feedback_requests, spans
 from workbench.store import Store, ledger
 
 Kind = Literal["thumbs", "rating", "comment", "copy", "retry", "edit", "abandon", "escalate",
@@ -293,7 +293,6 @@ def record(store: Store, data: dict[str, Any] | FeedbackIn | None = None, *,
     ``key_id``: the workbench key that sent it (HTTP): signals of different keys never
     update each other's rows, and idempotency ids are per key.
     """
-    ensure_schema(store)
     if isinstance(data, FeedbackIn):
         fb = parse({**data.model_dump(exclude_unset=True), **fields}) if fields else data
     else:
@@ -441,7 +440,6 @@ def _fill_diff(store: Store, fid: str, norm: _Normalised) -> None:
 
 def link_pending(store: Store) -> int:
     """Link feedback that arrived before its trace; returns how many were linked."""
-    ensure_schema(store)
     with store.read() as conn:
         pending = [dict(r._mapping) for r in conn.execute(
             select(feedback.c.id, feedback.c.trace_id, feedback.c.span_id, feedback.c.kind,
@@ -494,7 +492,6 @@ def list_feedback(store: Store, *, trace_id: str | None = None, kind: str | None
 def stats(store: Store, since: float | None = None) -> list[dict[str, Any]]:
     """Per kind (and score name): messages with the signal, repeats, and the value summary
     (thumbs-up rate for thumbs, mean for numeric kinds)."""
-    ensure_schema(store)
     stmt = (select(feedback.c.kind, feedback.c.name, feedback.c.data_type,
                    func.count().label("messages"),
                    func.sum(feedback.c.occurrences).label("occurrences"),

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from workbench.observability.schema import ensure_schema, feedback, spans
+from workbench.observability.schema import feedback, spans
 from workbench.observability.views import html_table
 from workbench.store import Store
 
@@ -129,7 +129,6 @@ def product_metrics(store: Store, days: int = 30, by: Sequence[str] = (
         from workbench.errors import BadRequest
 
         raise BadRequest(f"cannot group metrics by {bad}; use day, model, prompt_version")
-    ensure_schema(store)
     flush(store)
     fb_mod.link_pending(store)
     since = time.time() - days * 86400

@@ -1,7 +1,7 @@
-"""Tables for traces, feedback, probes and trace claims (store migrations 40-43).
+"""Tables for traces, feedback, probes and trace claims.
 
-Importing this module registers the migrations; :func:`ensure_schema` applies them to a
-store that was opened before the module was imported.
+Created by store migrations 40-43 (:mod:`workbench.migrations`), which every store
+applies when it opens.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    Connection,
     Float,
     Index,
     Integer,
@@ -20,7 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from workbench.store import MIGRATIONS, Store, metadata, register_migration
+from workbench.store import metadata
 
 spans = Table(
     "spans", metadata,
@@ -124,37 +123,5 @@ probe_results = Table(
 )
 
 
-def _m40_spans(conn: Connection) -> None:
-    spans.create(conn, checkfirst=True)  # the primary key (trace_id, span_id) serves lookups
-
-
-def _m41_feedback(conn: Connection) -> None:
-    feedback.create(conn, checkfirst=True)
-    feedback_requests.create(conn, checkfirst=True)
-
-
-def _m42_probes(conn: Connection) -> None:
-    probe_runs.create(conn, checkfirst=True)
-    probe_results.create(conn, checkfirst=True)
-
-
-def _m43_trace_claims(conn: Connection) -> None:
-    trace_claims.create(conn, checkfirst=True)
-
-
-_OURS = ((40, _m40_spans), (41, _m41_feedback), (42, _m42_probes), (43, _m43_trace_claims))
-for _version, _fn in _OURS:
-    if not any(v == _version for v, _ in MIGRATIONS):
-        register_migration(_version, _fn)
-
-
-def ensure_schema(store: Store) -> Store:
-    """Apply the observability migrations if this store was opened before they existed."""
-    store.migrate()  # a no-op once every registered migration is applied
-    return store
-
-
-__all__ = [
-    "ensure_schema", "feedback", "feedback_requests", "probe_results", "probe_runs",
-    "spans", "trace_claims",
-]
+__all__ = ["feedback", "feedback_requests", "probe_results", "probe_runs", "spans",
+           "trace_claims"]

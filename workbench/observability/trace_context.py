@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,9 +60,8 @@ def owner_of(key_id: str | None) -> str:
 def claim_trace(store: Store, trace_id: str, key_id: str | None) -> bool:
     """True if ``key_id`` may use ``trace_id`` (it is new, or already this principal's);
     the first caller claims it. One short write transaction."""
-    from workbench.observability.schema import ensure_schema, trace_claims
+    from workbench.observability.schema import trace_claims
 
-    ensure_schema(store)
     me = owner_of(key_id)
     with store.read() as conn:  # the common case (a key's repeated calls): no write lock
         owner = conn.execute(select(trace_claims.c.owner).where(
@@ -133,5 +133,11 @@ def resolve(store: Store, key_id: str | None, caller: CallerContext | None,
     return RequestTrace(minted, caller, adopted=False)
 
 
-__all__ = ["CallerContext", "RequestTrace", "claim_trace", "owner_of", "parse_traceparent",
+def new_trace_id() -> str:
+    """A fresh trace id: 32 hex chars, the W3C / OpenTelemetry trace-id format."""
+    return uuid.uuid4().hex
+
+
+__all__ = ["CallerContext", "RequestTrace", "claim_trace", "new_trace_id", "owner_of",
+           "parse_traceparent",
            "resolve"]

@@ -11,7 +11,7 @@ from sqlalchemy import case, func, select
 
 from workbench.errors import NotFound
 from workbench.observability import views
-from workbench.observability.schema import ensure_schema, spans
+from workbench.observability.schema import spans
 from workbench.store import Store
 
 
@@ -137,7 +137,6 @@ def _span(row: Any) -> Span:
 
 def get_trace(store: Store, trace_id: str) -> Trace:
     """One trace with its span tree; ``trace_id`` may be a unique prefix (>= 6 chars)."""
-    ensure_schema(store)
     flush(store)
     tid = trace_id.strip().lower()
     with store.read() as conn:
@@ -197,7 +196,6 @@ def list_traces(store: Store, limit: int = 20, since: float | None = None,
                 session: str | None = None) -> TraceList:
     """Most recent traces first: root span name, duration, span count, model, errors;
     ``session``: only the traces of that conversation, with a ``session`` column."""
-    ensure_schema(store)
     flush(store)
     agg = (select(spans.c.trace_id,
                   func.min(spans.c.start_ns).label("start_ns"),

@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 
 from workbench.errors import BadRequest, NotFound, WorkbenchError
 from workbench.prompts.builtin import builtins
-from workbench.prompts.schema import ensure_schema, prompt_deployments, prompt_labels, prompts
+from workbench.prompts.schema import prompt_deployments, prompt_labels, prompts
 from workbench.prompts.template import LABEL, PromptVersion, check_label, check_name
 from workbench.store import Store
 
@@ -73,7 +73,6 @@ def push(store: Store, name: str, messages: str | Sequence[Mapping[str, Any]], *
     and point ``labels`` at it. Pushing content that is already stored returns that version
     (versions are content hashes); ``production`` cannot be set here: use
     :func:`set_label` (or :func:`promote`), which records the deployment."""
-    ensure_schema(store)
     built = PromptVersion.build(name, messages, model_settings, description=description[:2000])
     for label in labels:
         check_label(label)
@@ -119,7 +118,6 @@ def get(store: Store, name: str, *, label: str | None = None,
         version: str | None = None) -> PromptVersion:
     """A version of ``name``: by ``version`` (the hash, or a unique prefix of 4+ chars),
     else by ``label`` (default ``production``; ``latest`` is the newest version)."""
-    ensure_schema(store)
     check_name(name)
     default = builtins().get(name)
     with store.read() as conn:
@@ -280,7 +278,6 @@ def promote(store: Store, name: str, run: Any, thresholds: Mapping[str, float], 
 def rollback(store: Store, name: str, *, actor: str = "library") -> PromptVersion:
     """Move ``production`` back to the version it pointed at before the last deployment
     (the built-in default if there was none); the rolled-back deployment is a failure."""
-    ensure_schema(store)
     with store.read() as conn:
         last = conn.execute(select(prompt_deployments).where(prompt_deployments.c.name == name)
                             .order_by(prompt_deployments.c.id.desc()).limit(1)).first()
@@ -291,7 +288,6 @@ def rollback(store: Store, name: str, *, actor: str = "library") -> PromptVersio
 
 def versions(store: Store, name: str) -> list[PromptVersion]:
     """Every stored version of ``name``, newest first (plus the built-in default)."""
-    ensure_schema(store)
     check_name(name)
     with store.read() as conn:
         labels = _labels(conn, name)
@@ -329,7 +325,6 @@ class PromptTable:
 
 def list_prompts(store: Store) -> PromptTable:
     """One row per prompt name: versions, where production points, the other labels."""
-    ensure_schema(store)
     with store.read() as conn:
         counts = {r.name: (int(r.n), r.latest) for r in conn.execute(
             select(prompts.c.name, func.count().label("n"),
@@ -376,7 +371,6 @@ def deployments(store: Store, name: str | None = None) -> list[dict[str, Any]]:
     ``change``, ``kind`` ("prompt"), ``summary``, ``first_commit`` (pushed), ``deployed``,
     ``failure`` (set when a later deployment rolled it back), ``detected``/``restored``
     (the rollback) and ``gate``. The same shape as lab 9's ``CHANGE_LOG``."""
-    ensure_schema(store)
     stmt = select(prompt_deployments).order_by(prompt_deployments.c.id)
     if name:
         stmt = stmt.where(prompt_deployments.c.name == name)

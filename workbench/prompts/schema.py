@@ -1,4 +1,4 @@
-"""Tables for the prompt registry (store migrations 70-72).
+"""Tables for the prompt registry (store migrations 70-72, in ``workbench.migrations``).
 
 ``prompts`` holds immutable versions, ``prompt_labels`` where each label points now, and
 ``prompt_deployments`` every move of the ``production`` label (what route-to-live
@@ -11,7 +11,6 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     Column,
-    Connection,
     Float,
     Index,
     Integer,
@@ -19,8 +18,7 @@ from sqlalchemy import (
     Text,
 )
 
-from workbench.observability.schema import feedback, probe_results
-from workbench.store import MIGRATIONS, Store, _add_missing_column, register_migration, table
+from workbench.store import table
 
 prompts = table(
     "prompts",
@@ -58,28 +56,4 @@ prompt_deployments = table(
 )
 
 
-def _m70_prompts(conn: Connection) -> None:
-    for t in (prompts, prompt_labels, prompt_deployments):
-        t.create(conn, checkfirst=True)
-
-
-def _m71_probe_prompt_version(conn: Connection) -> None:
-    # Stores made before this column existed; a new store got it from migration 42.
-    _add_missing_column(conn, probe_results, "prompt_version")
-
-
-def _m72_feedback_session(conn: Connection) -> None:
-    _add_missing_column(conn, feedback, "session_id")
-
-
-if not any(v == 70 for v, _ in MIGRATIONS):  # importlib.reload in a notebook
-    register_migration(70, _m70_prompts)
-    register_migration(71, _m71_probe_prompt_version)
-    register_migration(72, _m72_feedback_session)
-
-
-def ensure_schema(store: Store) -> None:
-    store.migrate()
-
-
-__all__ = ["ensure_schema", "prompt_deployments", "prompt_labels", "prompts"]
+__all__ = ["prompt_deployments", "prompt_labels", "prompts"]

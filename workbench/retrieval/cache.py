@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     Column,
-    Connection,
     Float,
     Integer,
     LargeBinary,
@@ -26,12 +25,11 @@ from sqlalchemy import (
     select,
 )
 
-from workbench.store import Store, metadata, register_migration
+from workbench.store import Store, metadata
 
 if TYPE_CHECKING:
     import numpy as np
 
-MIGRATION_VERSION = 20
 _LOOKUP_BATCH = 500
 
 embedding_cache = Table(
@@ -44,22 +42,8 @@ embedding_cache = Table(
 )
 
 
-def _m20_embedding_cache(conn: Connection) -> None:
-    embedding_cache.create(conn, checkfirst=True)
-
-
-register_migration(MIGRATION_VERSION, _m20_embedding_cache)
-
-
-def ensure_table(store: Store) -> None:
-    """A store opened before this module was imported has not run migration 20 yet;
-    ``migrate()`` applies just the newly registered ones (a no-op otherwise)."""
-    store.migrate()
-
-
 class EmbeddingCache:
     def __init__(self, store: Store):
-        ensure_table(store)
         self.store = store
 
     def get(self, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
@@ -111,4 +95,4 @@ class EmbeddingCache:
             return int(conn.execute(q).rowcount or 0)
 
 
-__all__ = ["EmbeddingCache", "embedding_cache", "ensure_table"]
+__all__ = ["EmbeddingCache", "embedding_cache"]

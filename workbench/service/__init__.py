@@ -21,7 +21,7 @@ from workbench.lazy import lazy_exports
 
 _EXPORTS = {
     "BackgroundServer": "workbench.service.background",
-    "Caller": "workbench.service.app",
+    "Caller": "workbench.service.deps",
     "create_service_app": "workbench.service.app",
     "app_factory": "workbench.service.app",
     "ServiceSettings": "workbench.service.settings",
@@ -32,8 +32,9 @@ __all__ = ["BackgroundServer", "Caller", "ServiceSettings", "app_factory", "crea
            "load_service_settings"]
 
 if TYPE_CHECKING:
-    from workbench.service.app import Caller, app_factory, create_service_app
+    from workbench.service.app import app_factory, create_service_app
     from workbench.service.background import BackgroundServer
+    from workbench.service.deps import Caller
     from workbench.service.settings import ServiceSettings, load_service_settings
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from workbench.errors import BadRequest, PermissionDenied
-from workbench.sessions.schema import chat_sessions, chat_turns, ensure_schema
+from workbench.sessions.schema import chat_sessions, chat_turns
 from workbench.store import Store
 
 SESSION_RE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
@@ -91,7 +91,6 @@ def open_session(store: Store, session_id: str | None, *, key_id: str | None,
     """The session ``session_id`` of key ``key_id`` with its stored turns, or a new one
     (new id when None). A session id another key started is refused: a conversation is
     never readable or writable with someone else's key."""
-    ensure_schema(store)
     sid = check_session_id(session_id) if session_id else new_session_id()
     now = time.time()
     for _ in range(2):
@@ -141,7 +140,6 @@ def add_turn(store: Store, session_id: str, *, trace_id: str, question: str, ans
 
 def session_of(store: Store, trace_id: str) -> str | None:
     """The session the answer with ``trace_id`` was given in (None: not in a session)."""
-    ensure_schema(store)
     with store.read() as conn:
         row = conn.execute(select(chat_turns.c.session_id)
                            .where(chat_turns.c.trace_id == trace_id).limit(1)).first()
@@ -151,7 +149,6 @@ def session_of(store: Store, trace_id: str) -> str | None:
 def last_trace(store: Store, session_id: str, key_id: str | None) -> str | None:
     """The newest answer's trace id in ``session_id`` (session-level feedback lands on
     it), if the session belongs to ``key_id``."""
-    ensure_schema(store)
     with store.read() as conn:
         owner = conn.execute(select(chat_sessions.c.key_id)
                              .where(chat_sessions.c.id == session_id)).first()
@@ -165,7 +162,6 @@ def last_trace(store: Store, session_id: str, key_id: str | None) -> str | None:
 
 def turns(store: Store, session_id: str) -> list[dict[str, Any]]:
     """The stored turns of ``session_id``, oldest first (masked question and answer)."""
-    ensure_schema(store)
     with store.read() as conn:
         return [dict(r._mapping) for r in conn.execute(
             select(chat_turns).where(chat_turns.c.session_id == session_id)

@@ -1,11 +1,12 @@
-"""Tables for conversations (store migration 73): a session per conversation, owned by
-the key that started it, and its turns (masked question and answer, trace id)."""
+"""Tables for conversations (store migration 73, in ``workbench.migrations``): a session
+per conversation, owned by the key that started it, and its turns (masked question and
+answer, trace id)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Connection, Float, Index, Integer, String, Text
+from sqlalchemy import Column, Float, Index, Integer, String, Text
 
-from workbench.store import MIGRATIONS, Store, register_migration, table
+from workbench.store import table
 
 chat_sessions = table(
     "chat_sessions",
@@ -33,17 +34,4 @@ chat_turns = table(
 )
 
 
-def _m73_sessions(conn: Connection) -> None:
-    for t in (chat_sessions, chat_turns):
-        t.create(conn, checkfirst=True)
-
-
-if not any(v == 73 for v, _ in MIGRATIONS):
-    register_migration(73, _m73_sessions)
-
-
-def ensure_schema(store: Store) -> None:
-    store.migrate()
-
-
-__all__ = ["chat_sessions", "chat_turns", "ensure_schema"]
+__all__ = ["chat_sessions", "chat_turns"]
