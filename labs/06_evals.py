@@ -30,8 +30,8 @@ def _():
        gateway and a cache;
     4. a stored **run** you can gate, report and **compare** with the next one.
 
-    This lab covers 1 and 3 and stores runs; **lab 6b** freezes an eval around a target
-    and uses it to compare a chunking change and a model swap.
+    This lab covers 1 and 3 on recorded answers, and stores each run; **lab 6b** adds a
+    target (a RAG pipeline answering live), then compares, gates and reports runs.
 
     **Learning goals**
 
