@@ -114,9 +114,8 @@ STATES_LAB, STATES_EXERCISE, STATES_WRONG = "03_governance.py", "3.3", r"EMP-\d{
 
 
 def shot_exercise_states(out: Path) -> None:
-    import labkit
-
     ex, _ = lab_exercise(ROOT / "labs" / STATES_LAB, STATES_EXERCISE)
+    import labkit  # importable once lab_exercise() has put labs/ on the path
     namespace: dict[str, Any] = {}
     exec(ex.solution, namespace)  # noqa: S102 - the lab's own reference solution
     states = [labkit.Feedback(ex, ex.judge(v))
@@ -222,11 +221,11 @@ def shot_lab(out: Path) -> None:
                 # scratch data dir and this machine's site-packages, not what a reader has.
                 page.get_by_text("Exercise 1.1 · Find the store").first.evaluate(
                     "e => e.scrollIntoView({block: 'start'})")
-                page.mouse.wheel(0, -40)
                 time.sleep(2.0)  # let the cells below paint
                 leaked = [p for p in SCRATCH if p in visible_text(page)]
                 if leaked:
-                    raise RuntimeError(f"the lab shot would show a scratch path: {leaked}")
+                    lines = [ln for ln in visible_text(page).splitlines() if any(p in ln for p in leaked)]
+                    raise RuntimeError(f"the lab shot would show a scratch path: {lines[:3]}")
                 page.screenshot(path=str(out / "lab-exercise.png"))
         finally:
             proc.terminate()
