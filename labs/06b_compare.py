@@ -375,6 +375,17 @@ def _():
     return
 
 
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
+    ## 5. Gate the run, write the report
+
+    What CI does with a run: hold it to minimums (a **gate**) and attach the evidence (a
+    **report**), so a reviewer sees why a change was blocked without re-running anything.
+    """)
+    return
+
+
 @app.cell
 def _(base_run, gw):
     gate = base_run.gate({"checks": 0.5, "rouge": 0.2})
