@@ -361,7 +361,7 @@ def _(grounded):
     **Answer:** {grounded.answer or "(empty)"}
 
     The sources are right; the tiny model's wording may not be. That split is the point of
-    lab 6: evaluate retrieval (did we find the passage?) and generation (did the model use
+    lab 6b: evaluate retrieval (did we find the passage?) and generation (did the model use
     it?) separately. An off-topic question gets no sources and a plain "I don't know".
     """)
     return
@@ -470,7 +470,7 @@ def _():
     ## Take it to your team
 
     - Start with hybrid search and the `markdown` strategy; change one thing at a time and
-      measure it with an eval (lab 6), not by eye.
+      measure it with an eval (labs 6 and 6b), not by eye.
     - Keep a collection per corpus and chunking; re-ingest on a schedule or in CI
       (`workbench ingest PATH --collection C`).
     - For more than one machine, point `lancedb_uri` at object storage (see

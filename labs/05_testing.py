@@ -456,7 +456,7 @@ def _():
     - The route-to-live playbook (`docs/playbooks/route-to-live.md`): "tested" is the
       stop where these become a CI gate.
 
-    **Next:** Lab 6, evals with ragas.
+    **Next:** Lab 6, evals: golden sets, metrics and the judge.
     """)
     return
 

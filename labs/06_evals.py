@@ -1,28 +1,23 @@
 import marimo
 
 __generated_with = "0.25.2"
-app = marimo.App(width="medium", app_title="Lab 6 · Evals with ragas")
+app = marimo.App(width="medium", app_title="Lab 6 · Evals: golden sets, metrics and the judge")
 
 with app.setup:
     import math
     import re
-    from pathlib import Path
-    from types import SimpleNamespace
 
     import labkit
     import marimo as mo
 
-    from workbench import evals, retrieval
+    from workbench import evals
     from workbench.evals import checks as c
-    from workbench.retrieval import ChunkingConfig
-
-    FACT_CHECK = "check:fact_in_one_chunk"  # how a run names our retrieval check's scores
 
 
 @app.cell(hide_code=True)
 def _():
     mo.md(r"""
-    # Lab 6 · Evals with ragas
+    # Lab 6 · Evals: golden sets, metrics and the judge
 
     Lab 5 tested *one* answer at a time. An **eval** scores a whole system on a fixed set
     of questions, so that you can change one thing (the chunking, the model, the prompt)
@@ -35,16 +30,17 @@ def _():
        gateway and a cache;
     4. a stored **run** you can gate, report and **compare** with the next one.
 
+    This lab covers 1 and 3 on recorded answers, and stores each run; **lab 6b** adds a
+    target (a RAG pipeline answering live), then compares, gates and reports runs.
+
     **Learning goals**
 
     - Write golden rows, with checks that can actually fail.
     - Know what each metric costs and what it measures; run the ragas judge.
-    - Compare a chunking change and a model swap with the *same* eval, and find which
-      samples moved and why.
-    - Read a report honestly: sample size, judge failures, and what a 135M-parameter
-      judge can and cannot tell you.
+    - Measure the judge against human labels before trusting it, and know what a
+      135M-parameter judge can and cannot tell you.
 
-    **Time:** about 45 minutes. Everything runs offline; the judge cells are the slow ones
+    **Time:** about 25 minutes. Everything runs offline; the judge cells are the slow ones
     (seconds to a minute per sample on a laptop), and their results are cached.
     """)
     return
@@ -53,16 +49,9 @@ def _():
 @app.cell
 def _():
     gw = labkit.connect()
-    FAST = labkit.ci_mode()  # CI: the same evals on fewer samples
-    handbook = labkit.HANDBOOK  # five short Markdown pages (see labs/labkit.py)
-    corpus = labkit.write_corpus(Path(gw.settings.data_dir) / "lab6-corpus", handbook)
-    baseline_ingest = retrieval.ingest(
-        gw, [corpus], collection="lab6_markdown",
-        chunking=ChunkingConfig(strategy="markdown", max_tokens=120), progress=False)
-    mo.md(f"Lab 4's company handbook again: {len(handbook)} pages, "
-          f"{baseline_ingest.total_chunks} chunks in `lab6_markdown` (markdown chunking)."
-          + (" **CI mode:** the evals below run on fewer samples." if FAST else ""))
-    return FAST, baseline_ingest, corpus, gw
+    mo.md(f"Connected to the `{gw.settings.profile}` profile: the metrics' embeddings and "
+          "the judge's calls go through this gateway.")
+    return (gw,)
 
 
 @app.cell(hide_code=True)
@@ -138,50 +127,12 @@ def _():
     return
 
 
-@app.cell(hide_code=True)
-def _():
-    mo.md(r"""
-    The golden set for this lab: questions about the handbook, each with a reference
-    taken from the page and a check for the one fact a right answer must contain.
-    """)
-    return
-
-
 @app.cell
-def _(FAST):
-    golden = evals.from_rows([
-        {"id": "expenses-due", "question": "When are expense reports due?",
-         "reference": "Expense reports are due on the 5th of each month.",
-         "tags": ["expenses"], "checks": [{"contains": "5th"}]},
-        {"id": "vpn-password", "question": "How often does the VPN password rotate?",
-         "reference": "The VPN password rotates every 90 days.",
-         "tags": ["it"], "checks": [{"contains": "90 days"}]},
-        {"id": "err-4711", "question": "What does ERR-4711 mean?",
-         "reference": "ERR-4711 means the badge reader lost its network connection: "
-                      "power-cycle it.",
-         "tags": ["it", "codes"], "checks": [{"contains": "badge"}]},
-        {"id": "err-4712", "question": "What does ERR-4712 mean?",
-         "reference": "ERR-4712 means the printer queue is full: cancel old jobs.",
-         "tags": ["it", "codes"], "checks": [{"contains": "queue"}]},
-        {"id": "leave-days", "question": "How many days of paid leave do I get?",
-         "reference": "Everyone gets 28 days of paid leave per year, including public "
-                      "holidays.", "tags": ["hr"], "checks": [{"contains": "28"}]},
-        {"id": "book-leave", "question": "How far ahead must I book leave?",
-         "reference": "Book leave at least two weeks ahead in the HR portal.",
-         "tags": ["hr"], "checks": [{"contains": "two weeks"}]},
-    ], name="handbook", version="1")
-    # Every answer costs a model call on a CPU: CI runs the same eval on the first four.
-    eval_set = golden.head(4) if FAST else golden
-    eval_set
-    return eval_set, golden
-
-
-@app.cell
-def _(golden):
-    _parts = golden.split({"dev": 0.5, "test": 0.5}, seed=0)
+def _(sample):
+    _parts = sample.split({"dev": 0.5, "test": 0.5}, seed=0)
     mo.md(f"""
     Bigger sets get **split**: tune prompts and thresholds on `dev`, report on `test`,
-    so the number you report was not fitted to. `golden.split(...)` is deterministic
+    so the number you report was not fitted to. `sample.split(...)` is deterministic
     (same seed, same rows, same split) and keeps each tag's share in every part:
     dev = {", ".join(s.id for s in _parts["dev"])}; test =
     {", ".join(s.id for s in _parts["test"])}.
@@ -194,14 +145,21 @@ def _():
     mo.md(r"""
     ### Exercise 6.1 · A golden row that can fail
 
-    Write the golden row for *"How long must I keep receipts?"* as a dict: an `id`, the
-    `question`, a `reference` that says what the handbook says, the tag `expenses`, and
+    Lab 4's company handbook has a page on expenses (shown below). Write the golden row
+    for *"How long must I keep receipts?"* as a dict: an `id`, the `question`, a
+    `reference` that says what the handbook says, the tag `expenses`, and
     `checks` (a list of check specs such as `{"contains": "..."}` or `{"regex": "..."}`).
 
     A check that passes everything tests nothing: yours must pass right answers and fail
     wrong ones, including *"Keep receipts for seventy years."* The checker tries it on
     several answers.
     """)
+    return
+
+
+@app.cell
+def _():
+    mo.md("```markdown\n" + labkit.HANDBOOK["expenses.md"].strip() + "\n```")
     return
 
 
@@ -271,7 +229,7 @@ def _(receipts_row):
                   '    "tags": ["expenses"],\n'
                   '    "checks": [{"contains": "seven years"}],\n'
                   '}'),
-        hints=["Copy the shape of a row in the golden set above.",
+        hints=["Copy the shape of a row of the sample set above.",
                "{'contains': 'seven'} also passes 'seventy years': check the whole fact."])
     ex_row.feedback(receipts_row)
     return
@@ -565,272 +523,10 @@ def _(judge_vs_labels, judged, labels):
 @app.cell(hide_code=True)
 def _():
     mo.md(r"""
-    ## 4. Compare a chunking change
+    ## 4. Read the judge honestly
 
-    Now the real job. A teammate proposes **fixed 24-token chunks** (smaller prompts,
-    cheaper calls). Is it better? Freeze the eval first: the same golden set, the same
-    target settings, the same metrics and checks for every variant, so that the only
-    difference between two runs is the change under test.
+    An eval produces confident-looking numbers. What this lab's can and cannot tell you:
 
-    One more check, because lab 4 said to evaluate retrieval and generation separately:
-    did retrieval bring back the reference's fact **in one chunk**? It is a custom check:
-    a name and a function from an `Output` (answer, contexts, question, reference) to a
-    `CheckResult`. No model call.
-    """)
-    return
-
-
-@app.function
-def content_words(text):
-    """Lower-case words and codes (ERR-4711, 5th), minus a few filler words."""
-    filler = {"the", "and", "for", "are", "per", "its", "it", "of", "on", "in", "at", "to",
-              "a", "an", "is", "each", "every", "must", "with", "from", "that", "this"}
-    return {w for w in re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)*", text.lower())
-            if w not in filler}
-
-
-@app.function
-def fact_in_one_chunk(out):
-    """Retrieval check: some retrieved chunk holds >= 75% of the reference's words."""
-    want = content_words(out.reference or "")
-    if not want:
-        return evals.CheckResult("fact_in_one_chunk", False, 0.0, "the row has no reference")
-    best = max((len(want & content_words(ctx)) / len(want) for ctx in out.contexts),
-               default=0.0)
-    return evals.CheckResult("fact_in_one_chunk", best >= 0.75, best,
-                             f"best chunk holds {best:.0%} of the reference's words")
-
-
-@app.cell
-def _():
-    fact_check = evals.Check("fact_in_one_chunk", fact_in_one_chunk)
-    _ref = "The VPN password rotates every 90 days."
-    labkit.table([{"contexts": " | ".join(_ctx), "result": str(fact_check(
-        c.Output("(any answer)", _ctx, reference=_ref)))} for _ctx in [
-            ("# VPN ## Access Connect from home with the VPN client. The VPN password "
-             "rotates every 90 days.",),
-            ("# VPN ## Access Connect to the office network from home with the VPN client.",
-             "The VPN password rotates every 90 days. ## Travel Some countries block VPNs"),
-            ("client. The VPN password", "rotates every 90 days."),
-        ]])
-    return (fact_check,)
-
-
-@app.cell(hide_code=True)
-def _():
-    mo.md(r"""
-    The frozen eval, as one function: every variant goes through it. The answers are
-    short (`max_tokens=32`) and use two sources (`k=2`) to keep a CPU run quick; the
-    target records those settings, the chunking and the model in the run's config, which
-    is what lets `evals.compare` say *what* changed.
-    """)
-    return
-
-
-@app.function
-def handbook_eval(gw, dataset, fact_check, *, collection, model=None, name):
-    """The same eval for every variant: golden set, target settings, metrics, checks."""
-    target = evals.rag_target(gw, collection=collection, k=2, max_tokens=32, model=model)
-    return evals.evaluate(dataset, target, metrics=["rouge", "semantic_similarity"],
-                          checks=[fact_check], gateway=gw, name=name)
-
-
-@app.function(hide_code=True)
-def scoreboard(runs):
-    """One row per run: the retrieval check, the answer checks, the metrics, the time."""
-    rows = []
-    for label, run in runs.items():
-        checks = [s for s in run.scores if s.kind == "check" and s.status == "ok"]
-        fact = [s for s in checks if s.metric == FACT_CHECK]
-        answer = [s for s in checks if s.metric != FACT_CHECK]
-        summary = run.summary()
-
-        def mean(metric, summary=summary):
-            value = summary[metric].mean if metric in summary else None
-            return "-" if value is None else f"{value:.3f}"
-
-        rows.append({"run": label, "fact in one chunk": f"{sum(bool(s.passed) for s in fact)}"
-                     f"/{len(fact)}", "answer checks": f"{sum(bool(s.passed) for s in answer)}"
-                     f"/{len(answer)}", "rouge": mean("rouge"),
-                     "semantic_similarity": mean("semantic_similarity"),
-                     "answering s": f"{run.usage.get('target_s', 0):.1f}"})
-    return labkit.table(rows)
-
-
-@app.cell
-def _(baseline_ingest, eval_set, fact_check, gw):
-    _ = baseline_ingest
-    base_run = handbook_eval(gw, eval_set, fact_check, collection="lab6_markdown",
-                             name="lab6-baseline")
-    return (base_run,)
-
-
-@app.cell
-def _(corpus, eval_set, fact_check, gw):
-    _fixed = retrieval.ingest(gw, [corpus], collection="lab6_fixed24",
-                              chunking=ChunkingConfig(strategy="fixed", max_tokens=24,
-                                                      overlap=0), progress=False)
-    fixed_run = handbook_eval(gw, eval_set, fact_check, collection="lab6_fixed24",
-                              name="lab6-fixed24")
-    return (fixed_run,)
-
-
-@app.cell
-def _(base_run, fixed_run):
-    scoreboard({"baseline: markdown chunks": base_run, "fixed 24-token chunks": fixed_run})
-    return
-
-
-@app.cell
-def _(base_run, fixed_run):
-    chunk_cmp = evals.compare(base_run, fixed_run)
-    chunk_cmp
-    return (chunk_cmp,)
-
-
-@app.cell
-def _(base_run, fixed_run):
-    _b = {s.sample_id: s for s in base_run.scores if s.metric == FACT_CHECK}
-    _f = {s.sample_id: s for s in fixed_run.scores if s.metric == FACT_CHECK}
-    labkit.table([{"sample": _a.sample_id,
-                   "fact (markdown)": f"{_b[_a.sample_id].value:.0%}",
-                   "fact (fixed 24)": f"{_f[_a.sample_id].value:.0%}",
-                   "answer (markdown)": _a.answer, "answer (fixed 24)": _z.answer}
-                  for _a, _z in zip(base_run.samples, fixed_run.samples, strict=True)])
-    return
-
-
-@app.cell(hide_code=True)
-def _():
-    mo.md(r"""
-    `evals.compare(A, B)` lines the runs up sample by sample: the metric deltas, **what
-    changed** in the config (the collection and its chunking, nothing else: that is the
-    point of freezing the eval), and every sample that got worse by more than the
-    tolerance (0.1) or whose check flipped from pass to fail. The CLI does the same:
-    `workbench eval compare lab6-baseline lab6-fixed24`.
-
-    ### Exercise 6.3 · Which facts did the new chunking lose?
-
-    Set `lost_fact` to the list of sample ids whose `fact_in_one_chunk` check newly failed
-    with fixed chunks. Read them from `chunk_cmp.regressions` (each has `sample_id` and
-    `metric`; our check's metric is `"check:fact_in_one_chunk"`), not from the averages.
-    """)
-    return
-
-
-@app.cell
-def _():
-    # Exercise 6.3: replace None with a list of sample ids
-    lost_fact = None
-    return (lost_fact,)
-
-
-@app.function(hide_code=True)
-def check_lost_fact(value, comparison):
-    """Exercise 6.3: the samples whose retrieval check regressed."""
-    if value is None:
-        return labkit.todo("Set lost_fact to a list of sample ids.")
-    if isinstance(value, str) or not isinstance(value, list | tuple | set):
-        return labkit.wrong("lost_fact should be a list of sample ids, like ['err-4711'].")
-    want = {r.sample_id for r in comparison.regressions if r.metric == FACT_CHECK}
-    got = set(value)
-    if got - want:
-        return labkit.wrong(f"{sorted(got - want)} did not lose the fact: only count "
-                            f"regressions whose metric is {FACT_CHECK!r}.")
-    if want - got:
-        return labkit.wrong(f"{len(want - got)} more sample(s) lost the fact; look at every "
-                            "regression with that metric.")
-    if not want:
-        return labkit.right("Right: on this run no sample lost its fact.")
-    return labkit.right(
-        f"Right: {', '.join(sorted(want))}. Fixed windows cut those sentences in two, so no "
-        "chunk holds the whole fact; compare their answers in the table above. A retrieval "
-        "check tells you *where* an answer regression comes from before you read a single "
-        "answer.")
-
-
-@app.cell(hide_code=True)
-def _(chunk_cmp, lost_fact):
-    ex_lost = labkit.Exercise(
-        "6.3", "Which facts did the new chunking lose?", answer="lost_fact",
-        check=lambda v: check_lost_fact(v, chunk_cmp),
-        solution=("lost_fact = sorted(r.sample_id for r in chunk_cmp.regressions\n"
-                  '                   if r.metric == "check:fact_in_one_chunk")'),
-        hints=["chunk_cmp.regressions is a list; filter it on r.metric.",
-               "Several metrics can regress on the same sample: keep only the check's."])
-    ex_lost.feedback(lost_fact, env={"chunk_cmp": chunk_cmp})
-    return
-
-
-@app.cell(hide_code=True)
-def _():
-    mo.md(r"""
-    ## 5. Swap the model
-
-    The same eval again, changing only the model that answers: **Gemma 3 270M** (a base
-    model, twice SmolLM2's size, also embedded) instead of SmolLM2 135M, on the baseline
-    chunks. On another profile pick two of its models; the code is the same.
-    """)
-    return
-
-
-@app.cell
-def _(base_run, eval_set, fact_check, gw):
-    _ = base_run  # one model load at a time on a small machine
-    swap_run = handbook_eval(gw, eval_set, fact_check, collection="lab6_markdown",
-                             model="gemma3-270m", name="lab6-gemma")
-    model_cmp = evals.compare(base_run, swap_run)
-    scoreboard({"baseline: smollm2-135m": base_run, "swap: gemma3-270m": swap_run})
-    return model_cmp, swap_run
-
-
-@app.cell
-def _(model_cmp):
-    model_cmp
-    return
-
-
-@app.cell
-def _(base_run, swap_run):
-    labkit.table([{"sample": _a.sample_id, "smollm2-135m": _a.answer, "gemma3-270m": _z.answer}
-                  for _a, _z in zip(base_run.samples, swap_run.samples, strict=True)])
-    return
-
-
-@app.cell
-def _(base_run, eval_set, model_cmp, swap_run):
-    def _passed(run):
-        return sum(bool(s.passed) for s in run.scores
-                   if s.kind == "check" and s.metric != FACT_CHECK and s.status == "ok")
-
-    def _facts(run):
-        return {s.sample_id: s.value for s in run.scores if s.metric == FACT_CHECK}
-
-    _n = len(eval_set)
-    _changes = ", ".join(f"`{k}`" for k in model_cmp.config_changes) or "nothing"
-    _same = _facts(base_run) == _facts(swap_run)
-    mo.md(f"""
-    What changed: {_changes}. The `fact_in_one_chunk` check
-    {"did not move, and it should not: retrieval is the same, so the comparison isolates "
-     "the model" if _same else "moved, although retrieval should be the same: look at the "
-     "contexts of both runs before you trust this comparison"}. SmolLM2 passed
-    {_passed(base_run)} of {_n} answer checks, Gemma {_passed(swap_run)} of {_n};
-    {len(model_cmp.regressions)} (sample, metric) pairs got worse and
-    {len(model_cmp.improvements)} got better. Before you call a winner, read the next
-    section.
-    """)
-    return
-
-
-@app.cell(hide_code=True)
-def _():
-    mo.md(r"""
-    ## 6. Read the report honestly
-
-    An eval produces confident-looking numbers. What they can and cannot tell you here:
-
-    - **Did retrieval find the fact?** Reliably: `fact_in_one_chunk` is deterministic and
-      needs no model. It counts words, so a paraphrased fact would slip past it.
     - **Did the answer change?** Reliably: checks and lexical metrics see every change.
       They do not say whether the change is an improvement.
     - **Is the answer right?** Only for the one fact each row's check names.
@@ -838,13 +534,9 @@ def _():
       run the mechanics end to end, and sometimes to spot a refusal; not a score to decide
       on. It can call a wrong answer on the right topic relevant, and long judgements may
       fail outright.
-    - **Is model B better than A?** On 4-6 questions, only a large and consistent gap: one
-      answer moves a pass rate by 17-25 points.
 
     Rules that follow:
 
-    - **Count, then average.** With *n* samples, one sample moves a pass rate by 1/*n*.
-      Report "4/6", not "67%", and do not ship on a difference of one sample.
     - **Failures are not zeros.** A judge that could not score a row records a failure
       with its reason; the mean is over the rows it did score, and a gate fails when a
       gated metric has failures (unless you allow a share).
@@ -852,52 +544,10 @@ def _():
       6.2) on dozens of answers, and again whenever the judge model or ragas changes.
     - **Use a real judge for real decisions:** `WORKBENCH_PROFILE=openai` (or your
       provider) or `--judge-model`: same code, same dataset, same cache.
-    """)
-    return
 
-
-@app.cell
-def _(base_run, gw):
-    gate = base_run.gate({"checks": 0.5, "rouge": 0.2})
-    report_path = base_run.write_report(str(Path(gw.settings.data_dir) / "lab6-report.html"),
-                                        gate={"checks": 0.5, "rouge": 0.2})
-    _report = mo.md(f"""
-    **The report.** `run.write_report(path, gate=...)` writes one self-contained HTML page
-    (inline CSS and SVG, no CDN: attach it to a CI job): the summary with the gate, score
-    distributions, a per-tag breakdown, every failure with its reason, every sample with
-    its answer and contexts, and the configuration. This one is at `{report_path}`.
-
-    A **gate** is a set of minimums (`checks` is the checks' pass rate); in CI,
-    `evals.assert_run(run, thresholds)` or `workbench eval DATASET --fail-under
-    checks=0.5` fails the job when one is missed. Lab 9 wires that into CI. The baseline
-    against `{{"checks": 0.5, "rouge": 0.2}}`: **{"passed" if gate.passed else "FAILED"}**
-
-    ```
-    {chr(10).join(gate.lines)}
-    ```
-
-    And the Markdown summary, for a CI job page or a pull-request comment (shown as its
-    source here; a CI page renders it):
-    """)
-    # A fence, not inline Markdown: the summary's own headings would otherwise join this
-    # lab's table of contents.
-    mo.vstack([_report, mo.md("````markdown\n" + base_run.to_markdown().strip() + "\n````")])
-    return
-
-
-@app.cell
-def _(gw):
-    labkit.table([{k: (f"{v:.3f}" if isinstance(v, float) and k != "created_at" else v)
-                   for k, v in _r.items() if k != "created_at"}
-                  for _r in evals.list_runs(gw, limit=6)])
-    return
-
-
-@app.cell(hide_code=True)
-def _():
-    mo.md(r"""
-    Every run is stored (`evals.list_runs(gw)`, `workbench eval runs`): compare any two
-    by id or name, or `latest` and `previous`.
+    Every run above is stored (`evals.list_runs(gw)`, `workbench eval runs`), with its
+    dataset fingerprint and configuration: lab 6b compares runs, gates them and writes
+    the report a CI job attaches.
 
     ## Recap
 
@@ -905,25 +555,19 @@ def _():
       versioned and fingerprinted, and loading reports every bad row at once.
     - Metrics climb the ladder: lexical (free) → semantic (embeddings) → ragas judge
       (several LLM calls per sample, through the gateway, cached).
-    - Freeze the eval in one function; change one thing; `evals.compare` names the config
-      change and the samples that moved.
-    - A cheap retrieval check separates retrieval regressions from generation ones.
-    - Read honestly: count samples, keep failures visible, calibrate the judge against
-      labels, and use a strong judge for decisions.
+    - Lexical and semantic metrics notice that an answer *changed*; checks on the facts
+      and the judge say whether it is *right*, and the judge itself needs calibrating
+      against labels.
 
     ## Take it to your team
 
     - Start a golden set this week: 30-50 real questions with references, from support
       tickets and user feedback (lab 8 turns feedback into golden rows), tagged by topic.
-    - Freeze the eval in one function (or `notebooks/eval_suite.ipynb`) and run it on
-      every change to prompts, chunking, retrieval or model.
     - Checks and lexical metrics on every pull request; the judge nightly, on a strong
       model, with its agreement against labels tracked.
-    - The evaluation playbook (`docs/playbooks/evaluation.md`) has the full method; the
-      route-to-live playbook (`docs/playbooks/route-to-live.md`) shows where the eval
-      gate sits: "tested" is the stop before "traced".
+    - The evaluation playbook (`docs/playbooks/evaluation.md`) has the full method.
 
-    **Next:** Lab 7, tracing and debugging.
+    **Next:** Lab 6b, comparing runs: a chunking change and a model swap.
     """)
     return
 
@@ -960,36 +604,6 @@ def test_judge_labels_check():
     assert check_judge_labels(evals.agreement({}, _labels), {}, _labels).ok
     return
 
-
-@app.cell
-def test_lost_fact_check():
-    _cmp = SimpleNamespace(regressions=[
-        SimpleNamespace(sample_id="err-4711", metric=FACT_CHECK),
-        SimpleNamespace(sample_id="err-4711", metric="rouge"),
-        SimpleNamespace(sample_id="vpn-password", metric=FACT_CHECK),
-        SimpleNamespace(sample_id="expenses-due", metric="check:contains('5th')")])
-    assert check_lost_fact(None, _cmp).todo
-    assert not check_lost_fact("err-4711", _cmp).ok
-    assert not check_lost_fact(["err-4711"], _cmp).ok
-    assert not check_lost_fact(["err-4711", "vpn-password", "expenses-due"], _cmp).ok
-    assert check_lost_fact(["vpn-password", "err-4711"], _cmp).ok
-    assert check_lost_fact([], SimpleNamespace(regressions=[])).ok
-    return
-
-
-@app.cell
-def test_fact_in_one_chunk():
-    _ref = "ERR-4711 means the badge reader lost its network connection: power-cycle it."
-    _whole = c.Output("x", ("If a door does not open: ERR-4711 means the badge reader lost "
-                            "its network connection: power-cycle it.",), reference=_ref)
-    _split = c.Output("x", ("display. ERR-4711 means the badge", "reader lost its network "
-                            "connection: power-cycle it."), reference=_ref)
-    assert fact_in_one_chunk(_whole).passed and fact_in_one_chunk(_whole).score == 1.0
-    assert not fact_in_one_chunk(_split).passed
-    assert not fact_in_one_chunk(c.Output("x", (), reference=_ref)).passed
-    assert not fact_in_one_chunk(c.Output("x", ("anything",))).passed
-    assert content_words("ERR-4711 is due on the 5th") == {"err-4711", "due", "5th"}
-    return
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ INTRO = """\
 
 
 def lab_files() -> list[Path]:
-    return sorted(p for p in LABS.glob("[0-9][0-9]_*.py"))
+    return sorted(p for p in LABS.glob("[0-9][0-9]*_*.py"))
 
 
 def export(lab: Path) -> dict[str, Any]:

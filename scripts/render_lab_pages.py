@@ -37,7 +37,7 @@ CONTROL_NOTE = ("<p class='lab-control'><em>An interactive control: open the lab
 
 
 def lab_files() -> list[Path]:
-    return sorted(LABS.glob("[0-9][0-9]_*.py"))
+    return sorted(LABS.glob("[0-9][0-9]*_*.py"))
 
 
 def page_for(lab: Path) -> Path:
@@ -125,7 +125,7 @@ def _fence(source: str) -> str:
 
 
 def render(lab: Path, nb: dict[str, Any]) -> str:
-    number = str(int(lab.stem[:2]))
+    number = lab.stem.split("_", 1)[0].lstrip("0")  # 6, 6b
     cells = nb["cells"]
     # The title and goals first, then the note, then every other cell in file order (the
     # setup cell with the imports comes before the title in a marimo file).

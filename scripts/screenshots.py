@@ -9,7 +9,8 @@ Shots:
   chat-page        the service's chat page (``workbench serve``) after a question about the
                    playbooks, answered by the embedded model, with "Helpful" pressed
   lab-exercise     lab 1 in marimo (app view, CI mode), at its first exercise check
-  exercise-states  the exercise widget's three states: to do, not yet, right
+  exercise-states  the exercise widget's three states on lab 3's exercise 3.3 (the real
+                   checker and solution): to do, not yet, right
 
 Everything runs offline on a scratch data dir: Chromium is the system one
 (``/usr/bin/chromium``, ``apt-get install chromium``; Playwright downloads nothing) and
@@ -77,16 +78,50 @@ def browser_page() -> Iterator[Any]:
             browser.close()
 
 
-def shot_exercise_states(out: Path) -> None:
+def lab_exercise(lab: Path, number: str) -> tuple[Any, Callable[[Any], Any]]:
+    """A real exercise of a lab: its ``labkit.Exercise`` (number, title, solution, hints,
+    read from the lab's source) and its checker (imported from the lab, a marimo file whose
+    ``@app.function`` checkers are importable), so a shot never shows a retired one."""
+    import ast
+    import importlib.util
+
     sys.path.insert(0, str(ROOT / "labs"))
     import labkit
 
-    ex = labkit.Exercise("3.2", "Give the team a budget", answer="budget",
-                         check=lambda v: labkit.todo() if v is None
-                         else labkit.right("A shared $5 budget for the team.") if v == 5
-                         else labkit.wrong(f"{v!r} is not the budget the brief asks for"),
-                         solution="budget = 5", hints=["The brief says five dollars."])
-    states = [labkit.Feedback(ex, ex.judge(v)) for v in (None, 50, 5)]
+    tree = ast.parse(lab.read_text(encoding="utf-8"))
+    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Attribute) and n.func.attr == "Exercise"
+                and n.args and isinstance(n.args[0], ast.Constant) and n.args[0].value == number)
+    kw = {k.arg: k.value for k in call.keywords if k.arg}
+    check = kw["check"]
+    if not isinstance(check, ast.Name):
+        raise SystemExit(f"exercise {number}: pick one whose check is a plain checker function")
+    spec = importlib.util.spec_from_file_location(f"shot_{lab.stem}", lab)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    checker = getattr(module, check.id)
+    title = ast.literal_eval(call.args[1])
+    exercise = labkit.Exercise(number, title, answer=ast.literal_eval(kw["answer"]),
+                               check=checker, solution=ast.literal_eval(kw["solution"]),
+                               hints=ast.literal_eval(kw["hints"]))
+    return exercise, checker
+
+
+# The widget's three states on lab 3's exercise 3.3: the starter, a plausible wrong
+# answer (no word boundaries: TEMP-123456 is masked too), the reference solution.
+STATES_LAB, STATES_EXERCISE, STATES_WRONG = "03_governance.py", "3.3", r"EMP-\d{6}"
+
+
+def shot_exercise_states(out: Path) -> None:
+    ex, _ = lab_exercise(ROOT / "labs" / STATES_LAB, STATES_EXERCISE)
+    import labkit  # importable once lab_exercise() has put labs/ on the path
+    namespace: dict[str, Any] = {}
+    exec(ex.solution, namespace)  # noqa: S102 - the lab's own reference solution
+    states = [labkit.Feedback(ex, ex.judge(v))
+              for v in (None, STATES_WRONG, namespace[ex.answer])]
+    if [s.verdict.ok for s in states] != [False, False, True] or not states[0].verdict.todo:
+        raise RuntimeError(f"exercise {ex.number}: the states are not to do, wrong, right")
     body = "".join(f"<section style='margin:12px 0'>{s._repr_html_()}</section>" for s in states)
     html_page = (f"<!doctype html><html><head><meta charset='utf-8'><style>body{{font-family:"
                  f"system-ui,sans-serif;max-width:760px;margin:16px}}</style></head><body>"
@@ -134,6 +169,27 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# Paths that belong to the machine taking the shots, never to a reader's screen.
+SCRATCH = (tempfile.gettempdir() + "/", str(ROOT) + "/", str(Path(sys.prefix)) + "/")
+
+
+def visible_text(page: Any) -> str:
+    """The text of every text node at least partly inside the viewport."""
+    return str(page.evaluate("""() => {
+        const out = [], walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+        const range = document.createRange();
+        while (walk.nextNode()) {
+            range.selectNodeContents(walk.currentNode);
+            for (const r of range.getClientRects()) {
+                if (r.bottom > 0 && r.top < innerHeight && r.right > 0 && r.left < innerWidth) {
+                    out.push(walk.currentNode.textContent); break;
+                }
+            }
+        }
+        return out.join("\\n");
+    }"""))
+
+
 def shot_lab(out: Path) -> None:
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
@@ -161,9 +217,15 @@ def shot_lab(out: Path) -> None:
                 # The check cell's verdict (labkit's widget), once lab 1 has run that far.
                 verdict = page.get_by_text("Exercise 1.1: Find the store").first
                 verdict.wait_for(timeout=300_000)
-                page.get_by_text("Exercise 1.1 · Find the store").first.scroll_into_view_if_needed()
-                page.mouse.wheel(0, -120)
+                # The exercise's heading at the top: the table above it shows this run's
+                # scratch data dir and this machine's site-packages, not what a reader has.
+                page.get_by_text("Exercise 1.1 · Find the store").first.evaluate(
+                    "e => e.scrollIntoView({block: 'start'})")
                 time.sleep(2.0)  # let the cells below paint
+                leaked = [p for p in SCRATCH if p in visible_text(page)]
+                if leaked:
+                    lines = [ln for ln in visible_text(page).splitlines() if any(p in ln for p in leaked)]
+                    raise RuntimeError(f"the lab shot would show a scratch path: {lines[:3]}")
                 page.screenshot(path=str(out / "lab-exercise.png"))
         finally:
             proc.terminate()

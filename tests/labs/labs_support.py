@@ -8,14 +8,48 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 LABS = REPO / "labs"
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
+# tests/labs/test_readme_install.py installs the README's way and runs every lab and
+# notebook there; it costs an install, so it runs only when this is set (CI sets it).
+README_INSTALL_ENV = "WORKBENCH_TEST_README_INSTALL"
+
+
+def readme_install_enabled() -> bool:
+    return os.environ.get(README_INSTALL_ENV, "").lower() in ("1", "true", "yes")
+
+
+# For the tests whose runs test_readme_install.py repeats in the README's venv: there,
+# once is enough (CI time), and the README's venv is the stricter place (no dev extra).
+ran_in_readme_install = pytest.mark.skipif(
+    readme_install_enabled(),
+    reason="runs in the README install instead (tests/labs/test_readme_install.py)")
 
 
 def lab_files() -> list[Path]:
-    return sorted(LABS.glob("[0-9][0-9]_*.py"))
+    return sorted(LABS.glob("[0-9][0-9]*_*.py"))
+
+
+def numbering_problems(numbers: list[str]) -> list[str]:
+    """What is wrong with a list of lab numbers: they run 01, 02, ... without gaps, and a
+    lab continued by a lettered one (06, 06b, 06c) comes right before it, in order."""
+    problems, expected, before = [], 1, ""
+    for number in numbers:
+        base, letter = number[:2], number[2:]
+        if not letter:
+            if base != f"{expected:02d}":
+                problems.append(f"{number} where {expected:02d} was expected")
+            expected = int(base) + 1
+        else:
+            want = base + ("" if letter == "b" else chr(ord(letter) - 1))
+            if before != want:
+                problems.append(f"{number} does not follow {want}")
+        before = number
+    return problems
 
 
 def notebooks() -> list[Path]:

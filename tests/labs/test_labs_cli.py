@@ -28,8 +28,10 @@ def test_list_shows_every_lab_with_its_title() -> None:
     res = runner.invoke(app, ["lab", "--list", "--json"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.output)
-    assert [r["number"] for r in rows] == [f"{n:02d}" for n in range(1, 10)]
+    numbers = [r["number"] for r in rows]
+    assert numbers[:10] == ["01", "02", "03", "04", "05", "06", "06b", "07", "08", "09"]
     assert rows[2]["title"] == "Lab 3 · Governance"
+    assert rows[6]["title"] == "Lab 6b · Evals: compare runs"
     assert all(Path(r["marimo"]).exists() and Path(r["jupyter"]).exists() for r in rows)
 
 
@@ -38,7 +40,14 @@ def test_find_lab_by_number_or_name(query: str) -> None:
     assert lab_cmds.find_lab(query, lab_cmds.all_labs()).path.name == "03_governance.py"
 
 
-@pytest.mark.parametrize("query", ["42", "nothing-like-it"])
+@pytest.mark.parametrize("query", ["6b", "06b", "06B", "06b_compare", "compare"])
+def test_find_the_lettered_lab(query: str) -> None:
+    """6b is lab 6's second half: its own number, not lab 6 (nor a clash with it)."""
+    assert lab_cmds.find_lab(query, lab_cmds.all_labs()).path.name == "06b_compare.py"
+    assert lab_cmds.find_lab("6", lab_cmds.all_labs()).path.name == "06_evals.py"
+
+
+@pytest.mark.parametrize("query", ["42", "6c", "nothing-like-it"])
 def test_unknown_lab_is_a_user_error(query: str) -> None:
     with pytest.raises(BadRequest, match="choose one of: 01 \\(welcome\\)"):
         lab_cmds.find_lab(query, lab_cmds.all_labs())

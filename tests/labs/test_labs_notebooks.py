@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.labs.labs_support import PYTHON, REPO, lab_files, notebooks, run, tail
+from tests.labs.labs_support import PYTHON, REPO, lab_files, notebooks, ran_in_readme_install, run, tail
 
 
 @pytest.mark.parametrize("nb_path", notebooks(), ids=lambda p: p.relative_to(REPO).as_posix())
@@ -54,6 +54,7 @@ def test_templates_are_parameterised_at_the_top() -> None:
 
 @pytest.mark.slow
 @pytest.mark.embedded
+@ran_in_readme_install
 def test_every_notebook_runs_under_nbmake(tmp_path: Path) -> None:
     """One pytest process for all notebooks (a kernel each), in CI mode on scratch data."""
     paths = [str(p) for p in notebooks()]

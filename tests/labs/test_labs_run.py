@@ -8,16 +8,35 @@ from pathlib import Path
 
 import pytest
 
-from tests.labs.labs_support import BIN, LABS, PYTHON, REPO, lab_files, run, tail
+from tests.labs.labs_support import (
+    BIN,
+    LABS,
+    PYTHON,
+    REPO,
+    lab_files,
+    numbering_problems,
+    ran_in_readme_install,
+    run,
+    tail,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.embedded]
 
 
-def test_there_are_nine_labs() -> None:
-    numbers = [p.name[:2] for p in lab_files()]
-    assert numbers == [f"{n:02d}" for n in range(1, 10)]
+def test_labs_are_numbered_without_gaps() -> None:
+    numbers = [p.stem.split("_", 1)[0] for p in lab_files()]
+    assert numbers[:10] == ["01", "02", "03", "04", "05", "06", "06b", "07", "08", "09"]
+    assert not numbering_problems(numbers)
 
 
+def test_the_numbering_check_finds_gaps_and_strays() -> None:
+    assert not numbering_problems(["01", "02", "02b", "02c", "03"])
+    assert numbering_problems(["01", "03"]) == ["03 where 02 was expected"]
+    assert numbering_problems(["01", "02c", "02"])  # a letter before its base, skipping b
+    assert numbering_problems(["01", "02", "03", "02b"])
+
+
+@ran_in_readme_install
 @pytest.mark.parametrize("lab", lab_files(), ids=lambda p: p.stem)
 def test_lab_runs_as_a_script_in_ci_mode(lab: Path, tmp_path: Path) -> None:
     proc = run([PYTHON, str(lab), "--ci", "1"], cwd=tmp_path, timeout=600)

@@ -23,6 +23,9 @@ from workbench.cli.common import console, print_json, table
 from workbench.errors import BadRequest, ConfigError
 
 _TITLE = re.compile(r'app_title="([^"]+)"')
+# A lab's number: two digits, and a letter for a lab that continues the one before it
+# (06b follows 06 without renumbering the labs after it).
+_NUMBER = re.compile(r"0*(\d+)([a-z]?)")
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ def labs_dir() -> Path:
 def all_labs(root: Path | None = None) -> list[Lab]:
     root = root or labs_dir()
     out = []
-    for path in sorted(root.glob("[0-9][0-9]_*.py")):
+    for path in sorted(root.glob("[0-9][0-9]*_*.py")):
         number, name = path.stem.split("_", 1)
         found = _TITLE.search(path.read_text(encoding="utf-8"))
         out.append(Lab(number, name, found.group(1) if found else path.stem, path))
@@ -59,10 +62,13 @@ def all_labs(root: Path | None = None) -> list[Lab]:
 
 
 def find_lab(query: str, labs: list[Lab]) -> Lab:
-    """By number (``3``, ``03``), file stem (``03_governance``) or a word of the name."""
+    """By number (``3``, ``03``, ``6b``), file stem (``03_governance``) or a word of the
+    name."""
     q = query.strip().lower().removesuffix(".py").removesuffix(".ipynb")
-    if q.isdigit():
-        hits = [lab for lab in labs if int(lab.number) == int(q)]
+    number = _NUMBER.fullmatch(q)
+    if number:
+        hits = [lab for lab in labs if (found := _NUMBER.fullmatch(lab.number))
+                and found.groups() == number.groups()]
     else:
         hits = [lab for lab in labs if q in (lab.path.stem, lab.name)] or \
                [lab for lab in labs if q in lab.name or q in lab.title.lower()]
@@ -106,7 +112,7 @@ def jupyter_command(target: Path, host: str, port: int, headless: bool, token: s
 
 def lab(
     name: Annotated[str | None, typer.Argument(
-        help="Lab number or name (e.g. 3, 03_governance, governance); none opens them all.")]
+        help="Lab number or name (e.g. 3, 6b, 03_governance, governance); none opens them all.")]
     = None,
     jupyter: Annotated[bool, typer.Option(
         "--jupyter", help="Open the Jupyter edition in JupyterLab instead of marimo.")] = False,
