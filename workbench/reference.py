@@ -111,13 +111,13 @@ def _openapi_specs() -> dict[str, dict[str, Any]]:
     """The OpenAPI documents of the gateway proxy and the service, built on a scratch data
     dir (building an app loads no model and calls nothing)."""
     from workbench.api import connect
-    from workbench.models.server import create_app
+    from workbench.cli.gateway_cmds import served_app
     from workbench.service.app import create_service_app
 
     with tempfile.TemporaryDirectory() as tmp:
         gw = connect(data_dir=tmp, profile="embedded")
         try:
-            return {"gateway": create_app(gw).openapi(),
+            return {"gateway": served_app(gw).openapi(),
                     "service": create_service_app(gw, collection="docs").openapi()}
         finally:
             gw.close()

@@ -11,6 +11,9 @@ from workbench.cli.common import KEY_HELP, console, fmt, gateway, print_json, ta
 from workbench.errors import BadRequest
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from workbench.models.gateway import Gateway
     from workbench.models.policy import SweepResult
 
 keys_app = typer.Typer(help="Create, list, change and revoke workbench API keys.",
@@ -247,6 +250,14 @@ def audit(
                         title="audit"))
 
 
+def served_app(gw: Gateway) -> FastAPI:
+    """The app ``workbench gateway`` serves: the proxy plus the classroom's routes."""
+    from workbench.classroom.routes import router as classroom_router
+    from workbench.models.server import create_app
+
+    return create_app(gw, routers=[classroom_router])
+
+
 def serve_gateway(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8787,
@@ -255,8 +266,6 @@ def serve_gateway(
     Logs at the `log_level` setting; the access log (INFO) drops query strings."""
     import uvicorn
 
-    from workbench.classroom.routes import router as classroom_router
-    from workbench.models.server import create_app
     from workbench.observability.access_log import uvicorn_log_config
 
     gw = gateway()
@@ -264,7 +273,7 @@ def serve_gateway(
     swept = gw.policy.sweep(actor="gateway-startup")
     if swept.released:
         console.print(sweep_summary(swept), highlight=False)
-    uvicorn.run(create_app(gw, routers=[classroom_router]), host=host, port=port,
+    uvicorn.run(served_app(gw), host=host, port=port,
                 log_level=gw.settings.log_level.lower(), log_config=uvicorn_log_config())
 
 
