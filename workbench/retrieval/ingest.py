@@ -350,10 +350,34 @@ def _existing_docs(table: Any) -> dict[str, tuple[str, str, str]]:
         cols.column("source").to_pylist(), cols.column("path").to_pylist(), strict=True)}
 
 
+# Two writers of one collection (two ingest processes, replicas on S3) race on Lance's
+# optimistic commits: an index build that loses to a concurrent write fails with a
+# commit conflict and succeeds when retried on the newer version.
+_CONFLICTS = ("Incompatible transaction", "commit conflict", "Retryable commit conflict")
+CONFLICT_RETRIES = 5
+
+
+def _is_commit_conflict(exc: Exception) -> bool:
+    return any(marker in str(exc) for marker in _CONFLICTS)
+
+
 def maintain_indexes(table: Any, *, vector_index_min_rows: int = VECTOR_INDEX_MIN_ROWS
                      ) -> list[str]:
-    """FTS indexes (text, heading) always; a vector index once the table is big enough; then compact and
-    fold new rows into existing indexes (``optimize``)."""
+    """FTS indexes (text, heading) always; a vector index once the table is big enough;
+    then compact and fold new rows into existing indexes (``optimize``). Retried on the
+    latest version when a concurrent writer wins the commit."""
+    for attempt in range(CONFLICT_RETRIES):
+        try:
+            return _maintain_indexes(table, vector_index_min_rows)
+        except (RuntimeError, OSError) as exc:
+            if not _is_commit_conflict(exc) or attempt == CONFLICT_RETRIES - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+            table.checkout_latest()
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _maintain_indexes(table: Any, vector_index_min_rows: int) -> list[str]:
     from lancedb.index import FTS, HnswSq
 
     built = []
