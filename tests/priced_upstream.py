@@ -111,6 +111,9 @@ class PricedUpstream:
         # Set to [(name, arguments), ...]: a request that offers tools is answered with
         # these tool calls (finish_reason tool_calls), streamed in OpenAI's fragments.
         self.tool_calls: list[tuple[str, dict[str, Any]]] | None = None
+        # False: a request whose last message is a tool result gets a text answer (one
+        # call, then an answer: an agent's natural loop); True: tool calls every time.
+        self.tool_calls_always = True
         self._lock = threading.Lock()
         self._gate = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -261,7 +264,9 @@ class _Handler(BaseHTTPRequestHandler):
         if behaviour == "not_json":
             self._send(200, b"<html>this is not json</html>")
             return
-        if up.tool_calls is not None and body.get("tools"):
+        last_role = ((body.get("messages") or [{}])[-1] or {}).get("role")
+        if up.tool_calls is not None and body.get("tools") and (
+                up.tool_calls_always or last_role != "tool"):
             self._tool_calls(body, up.tool_calls, {"prompt_tokens": t_in,
                                                    "completion_tokens": t_out})
             return

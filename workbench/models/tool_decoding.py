@@ -175,7 +175,17 @@ def to_message(text: str, finish: str | None) -> tuple[dict[str, Any], str | Non
     try:
         obj = json.loads(text)
     except ValueError:
-        # Cut off by max_tokens mid-JSON: say so rather than return half a call.
+        # Cut off by max_tokens mid-JSON: a started answer keeps its text; half a call
+        # is returned as text (finish_reason "length"), never as a call.
+        prefix = '{"' + ANSWER + '": "'
+        if text.startswith(prefix):
+            partial = text[len(prefix):]
+            for end in range(len(partial), 0, -1):
+                try:
+                    return ({"role": "assistant", "content": json.loads('"' + partial[:end] + '"')},
+                            finish or "length")
+                except ValueError:
+                    continue
         return {"role": "assistant", "content": text}, finish or "length"
     if isinstance(obj, dict) and isinstance(obj.get("name"), str):
         call = {"id": "call_" + uuid.uuid4().hex[:24], "type": "function",

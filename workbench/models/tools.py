@@ -209,7 +209,7 @@ def record_executed(gw: Gateway, tool: str, *, trace_id: str | None, call_id: st
                     size: int, outcome: str) -> None:
     """A tool the agent loop or the MCP bridge ran (or refused to run)."""
     _record(gw, [_Event(tool, "executed", call_id, size, outcome)], trace_id=trace_id,
-            model=None, blocked=[tool] if outcome == "denied" else None)
+            model=None, blocked=[tool] if outcome in ("denied", "not_allowed") else None)
 
 
 # -- the Gateway's hooks -----------------------------------------------------------------
