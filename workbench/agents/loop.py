@@ -86,6 +86,11 @@ class AgentRun:
     def tool_calls(self) -> list[ToolCall]:
         return [c for s in self.steps for c in s.tool_calls]
 
+    def eval_facts(self) -> dict[str, Any]:
+        """What the agent checks read (``workbench.evals.agent_checks``)."""
+        return {"steps": len(self.steps), "stopped": self.stopped,
+                "tool_calls": [c.as_dict() for c in self.tool_calls]}
+
     def as_dict(self) -> dict[str, Any]:
         return {"task": self.task, "answer": self.answer, "stopped": self.stopped,
                 "steps": len(self.steps), "cost_usd": self.cost_usd,

@@ -20,6 +20,7 @@ notebooks and the (sync) agent loop can call tools directly. Servers run on this
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 from collections.abc import Coroutine, Sequence
@@ -119,10 +120,9 @@ class MCPTools:
         if self._loop is None:
             return
         if self._client is not None:
-            try:
+            # The server may be gone already: nothing left to close politely.
+            with contextlib.suppress(UpstreamError, RuntimeError, OSError):
                 self._run(self._client.__aexit__(None, None, None))
-            except (UpstreamError, RuntimeError, OSError):
-                pass  # the server is gone already: nothing left to close politely
             self._client = None
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:

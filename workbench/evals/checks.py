@@ -40,12 +40,21 @@ class Output:
     cost_usd: float | None = None
     question: str | None = None
     reference: str | None = None
+    # Facts beyond the text (an agent run's tool calls, steps, stop reason): the agent
+    # checks (workbench.evals.agent_checks) read them.
+    facts: Mapping[str, Any] | None = None
 
 
 def as_output(value: Any) -> Output:
     """Normalise a string, ``Output``, ``ChatResult``, RAG ``Answer`` or mapping."""
     if isinstance(value, Output):
         return value
+    facts_of = getattr(value, "eval_facts", None)
+    if callable(facts_of):  # an agent run: its answer plus what it did
+        return Output(answer=str(getattr(value, "answer", None) or ""),
+                      cost_usd=getattr(value, "cost_usd", None),
+                      latency_ms=getattr(value, "latency_ms", None),
+                      question=getattr(value, "task", None), facts=facts_of())
     if isinstance(value, str):
         return Output(answer=value)
     if isinstance(value, Mapping):
@@ -493,10 +502,13 @@ def semantic_similarity(reference: str | None = None, *, threshold: float = 0.75
 
 # -- from data (golden datasets, CLI) --------------------------------------------------
 def _spec_builders(gateway: Gateway | None) -> dict[str, Callable[[Any], Check]]:
+    from workbench.evals.agent_checks import BUILDERS as AGENT_BUILDERS
+
     def kw(v: Any) -> dict[str, Any]:
         return dict(v) if isinstance(v, Mapping) else {}
 
     return {
+        **AGENT_BUILDERS,
         "equals": lambda v: equals(v) if isinstance(v, str) else equals(**kw(v)),
         "contains": lambda v: contains(v) if isinstance(v, str | list) else contains(**kw(v)),
         "contains_any": lambda v: contains(v, mode="any"),
