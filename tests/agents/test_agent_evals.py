@@ -61,6 +61,9 @@ def test_each_agent_check_passes_the_good_run_and_rejects_a_wrong_one(
 
 
 def test_agent_checks_from_data_and_on_a_plain_answer() -> None:
+    from workbench.evals.checks import AGENT_CHECK_TYPES, CHECK_TYPES
+
+    assert set(AGENT_CHECK_TYPES) == set(ac.BUILDERS) <= set(CHECK_TYPES)
     for spec in ({"tool_called": "get_weather"}, {"tool_not_called": ["delete_records"]},
                  {"tool_args": True}, {"max_steps": 2}, {"stopped": "answer"},
                  {"tool_args": {"tool": "get_weather", "schema": {"required": ["city"]}}}):

@@ -13,9 +13,9 @@ from tests.labs.labs_support import BIN, LABS, PYTHON, REPO, lab_files, run, tai
 pytestmark = [pytest.mark.slow, pytest.mark.embedded]
 
 
-def test_there_are_nine_labs() -> None:
+def test_there_are_ten_labs() -> None:
     numbers = [p.name[:2] for p in lab_files()]
-    assert numbers == [f"{n:02d}" for n in range(1, 10)]
+    assert numbers == [f"{n:02d}" for n in range(1, 11)]
 
 
 @pytest.mark.parametrize("lab", lab_files(), ids=lambda p: p.stem)

@@ -128,7 +128,8 @@ class Agent:
     def __init__(self, gateway: Gateway, tools: Iterable[Tool | Callable[..., Any]] = (), *,
                  model: str | None = None, system: str | None = None, max_steps: int = 5,
                  max_cost_usd: float | None = None, approve: Approver | None = None,
-                 stop: Callable[[Step], bool] | None = None, tool_choice: str = "auto",
+                 stop: Callable[[Step], bool] | None = None,
+                 tool_choice: str | dict[str, Any] = "auto",
                  max_tokens: int = 128, temperature: float = 0.0):
         if max_steps < 1:
             raise BadRequest("max_steps must be at least 1")

@@ -501,14 +501,17 @@ def semantic_similarity(reference: str | None = None, *, threshold: float = 0.75
 
 
 # -- from data (golden datasets, CLI) --------------------------------------------------
-def _spec_builders(gateway: Gateway | None) -> dict[str, Callable[[Any], Check]]:
-    from workbench.evals.agent_checks import BUILDERS as AGENT_BUILDERS
+# Checks on an agent run's facts (workbench.evals.agent_checks, imported when used: it
+# imports this module).
+AGENT_CHECK_TYPES = ("max_steps", "stopped", "tool_args", "tool_called",
+                     "tool_called_in_order", "tool_not_called")
 
+
+def _spec_builders(gateway: Gateway | None) -> dict[str, Callable[[Any], Check]]:
     def kw(v: Any) -> dict[str, Any]:
         return dict(v) if isinstance(v, Mapping) else {}
 
     return {
-        **AGENT_BUILDERS,
         "equals": lambda v: equals(v) if isinstance(v, str) else equals(**kw(v)),
         "contains": lambda v: contains(v) if isinstance(v, str | list) else contains(**kw(v)),
         "contains_any": lambda v: contains(v, mode="any"),
@@ -530,7 +533,7 @@ def _spec_builders(gateway: Gateway | None) -> dict[str, Callable[[Any], Check]]
     }
 
 
-CHECK_TYPES = tuple(sorted(_spec_builders(None)))
+CHECK_TYPES = tuple(sorted([*_spec_builders(None), *AGENT_CHECK_TYPES]))
 
 
 def from_spec(spec: Mapping[str, Any], gateway: Gateway | None = None) -> Check:
@@ -553,6 +556,10 @@ def from_spec(spec: Mapping[str, Any], gateway: Gateway | None = None) -> Check:
     if kind == "not":
         return not_(from_spec(value, gateway))
     builders = _spec_builders(gateway)
+    if kind in AGENT_CHECK_TYPES:
+        from workbench.evals.agent_checks import BUILDERS as AGENT_BUILDERS
+
+        builders = {**builders, **AGENT_BUILDERS}
     if kind not in builders:
         raise BadRequest(f"unknown check type {kind!r}; choose from {', '.join(CHECK_TYPES)}")
     try:
