@@ -225,3 +225,78 @@ def test_embedded_tool_choice_naming_an_unknown_tool_is_400(make_gateway: Any) -
             model="smollm2-135m", messages=ASK, tools=[WEATHER],
             tool_choice={"type": "function", "function": {"name": "nope"}})
     assert "not in tools" in info.value.body["message"]
+
+
+# -- attacks on tool governance ----------------------------------------------------------------
+def test_pii_in_tool_arguments_is_masked_for_the_caller_and_never_stored(
+        mock_proxy: tuple[str, Gateway], upstream: PricedUpstream) -> None:
+    from workbench.observability.traces import flush, get_trace
+
+    base_url, gw = mock_proxy
+    _, key = gw.policy.create_key(team="t")
+    canary = "canary.7731@example.com"
+    upstream.tool_calls = [("get_weather", {"city": "Paris", "unit": "c", "notify": canary})]
+    raw = _client(base_url, key).chat.completions.with_raw_response.create(
+        model="paid", messages=ASK, tools=[WEATHER])
+    resp = raw.parse()
+    args = resp.choices[0].message.tool_calls[0].function.arguments
+    assert canary not in args and "[EMAIL]" in args
+    assert canary not in json.dumps(events(gw), default=str)
+    flush(gw.store)
+    trace = get_trace(gw.store, raw.headers["x-workbench-trace-id"])
+    spans = json.dumps([s.attributes for s in trace.spans], default=str)
+    assert canary not in spans and "get_weather" in spans
+
+
+def test_stream_guard_holds_deltas_until_the_name_arrives(make_gateway: Any) -> None:
+    from workbench.models.tools import StreamGuard
+
+    gw: Gateway = make_gateway()
+    key_id, key = gw.policy.create_key(team="t")
+    set_allowlist(gw.store, "key", key_id, "get_weather")
+    guard = StreamGuard(gw.as_key(key), "0" * 32)
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    chunks = [
+        chunk({"tool_calls": [{"index": 0, "id": "a", "function": {"arguments": "{"}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"name": "delete_db",
+                                                       "arguments": "}"}}]}),
+        chunk({"tool_calls": [{"index": 1, "id": "b", "function": {"arguments": "{\"ci"}}]}),
+        chunk({"tool_calls": [{"index": 1, "function": {"name": "get_weather",
+                                                       "arguments": "ty\": 1}"}}]}),
+        chunk({}, "tool_calls")]
+    shown = [c["choices"][0]["delta"] for c in guard.filter(chunks)]
+    calls = [tc for d in shown for tc in d.get("tool_calls", [])]
+    assert {tc["index"] for tc in calls} == {1}  # delete_db's fragments never shown
+    assert "".join(tc["function"].get("arguments", "") for tc in calls) == '{"city": 1}'
+    assert guard.blocked == ["delete_db"]
+
+
+def test_cli_tools_option_validates_before_writing(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": repo, "WORKBENCH_DATA_DIR": str(tmp_path / "d")}
+
+    def wb(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "workbench", *args], env=env,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    bad = wb("keys", "create", "--team", "t", "--tools", "get_weather,rm -rf")
+    assert bad.returncode == 1 and "invalid tool name" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert json.loads(wb("keys", "list", "--json").stdout) == []  # no key was created
+    made = json.loads(wb("keys", "create", "--team", "t", "--tools", "get_weather",
+                         "--json").stdout)
+    listed = json.loads(wb("tools", "list", "--json").stdout)
+    assert listed == [{"subject": f"key:{made['id']}", "tools": "get_weather"}]
+    missing = wb("keys", "set", "key_nope", "--tools", "none")
+    assert missing.returncode == 1 and "no key with id key_nope" in missing.stderr
+    assert wb("teams", "set", "t", "--tools", "none").returncode == 0
+    assert {r["subject"] for r in json.loads(wb("tools", "list", "--json").stdout)} == {
+        f"key:{made['id']}", "team:t"}

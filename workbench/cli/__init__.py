@@ -19,6 +19,7 @@ from workbench.cli import (
     retrieval_cmds,
     service_cmds,
     setup_cmds,
+    tools_cmds,
 )
 from workbench.cli.common import app, err_console
 from workbench.errors import WorkbenchError
@@ -30,6 +31,7 @@ observability_cmds.register(app)
 service_cmds.register(app)
 evals_cmds.register(app)
 lab_cmds.register(app)
+tools_cmds.register(app)
 
 
 def _flush_spans() -> None:

@@ -78,6 +78,7 @@ def set_allowlist(store: Store, kind: str, ident: str, tools: list[str] | str | 
         raise BadRequest("allowlist kind must be 'key' or 'team'")
     parsed = parse_tools(tools) if not isinstance(tools, list) or tools else []
     subject = _subject(kind, ident)
+    store.migrate()  # a store opened before this module was imported lacks the tables
     with store.write() as conn:
         if kind == "key":
             if conn.execute(select(keys.c.id).where(keys.c.id == ident)).first() is None:
@@ -95,6 +96,7 @@ def set_allowlist(store: Store, kind: str, ident: str, tools: list[str] | str | 
 
 def allowlists(store: Store) -> dict[str, list[str]]:
     """Every allowlist, by subject (``key:<id>`` / ``team:<name>``)."""
+    store.migrate()
     with store.read() as conn:
         return {r.subject: list(r.tools) for r in conn.execute(select(tool_allowlists))}
 
@@ -121,6 +123,7 @@ def rules_for(store: Store, principal: Principal) -> ToolRules:
     if principal.key_id is None:
         return ToolRules(label=principal.label, team=principal.team)
     subjects = [_subject("key", principal.key_id), _subject("team", principal.team)]
+    store.migrate()  # no-op once applied
     with store.read() as conn:
         rows = {r.subject: frozenset(r.tools) for r in conn.execute(
             select(tool_allowlists).where(tool_allowlists.c.subject.in_(subjects)))}
@@ -192,6 +195,7 @@ def _record(gw: Gateway, events: list[_Event], *, trace_id: str | None, model: s
         return
     p = gw.principal
     now = time.time()
+    gw.store.migrate()
     with gw.store.write() as conn:
         conn.execute(insert(tool_events), [
             {"ts": now, "trace_id": trace_id, "key_id": p.key_id, "team": p.team,
