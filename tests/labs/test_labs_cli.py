@@ -28,7 +28,7 @@ def test_list_shows_every_lab_with_its_title() -> None:
     res = runner.invoke(app, ["lab", "--list", "--json"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.output)
-    assert [r["number"] for r in rows] == [f"{n:02d}" for n in range(1, 10)]
+    assert [r["number"] for r in rows] == [f"{n:02d}" for n in range(1, 11)]
     assert rows[2]["title"] == "Lab 3 · Governance"
     assert all(Path(r["marimo"]).exists() and Path(r["jupyter"]).exists() for r in rows)
 
