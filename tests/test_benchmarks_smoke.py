@@ -79,3 +79,9 @@ def test_guardrails_cost_quick() -> None:
     out = run_script("guardrails_cost.py")
     assert number_after("ascii prose, no PII", out) > 0
     assert "ratio now/base per request:" in out
+
+
+def test_tool_governance_bench_reports_overhead() -> None:
+    out = run_script("tool_governance.py", "--no-embedded")
+    assert number_after("chat + 2 allowed tools", out) >= 0  # n column
+    assert "tools/plain p50 ratio:" in out

@@ -8,12 +8,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.agents.conftest import mock_profile
 from tests.priced_upstream import PricedUpstream
 from workbench.agents import Agent
 from workbench.agents.demo_tools import demo_tools
@@ -86,23 +86,11 @@ def test_assert_eval_lists_what_the_agent_did_wrong() -> None:
 
 
 # -- the golden agent tasks, end to end ------------------------------------------------------
-@pytest.fixture
-def upstream() -> Iterator[PricedUpstream]:
-    with PricedUpstream() as up:
-        up.tool_calls_always = False
-        up.tool_calls = [("get_weather", {"city": "Paris", "unit": "c"})]
-        yield up
+PARIS = [("get_weather", {"city": "Paris", "unit": "c"})]
 
 
-def _profile(upstream: PricedUpstream) -> dict[str, Any]:
-    return {"base_url": upstream.base_url, "chat_model": "paid", "models": [
-        {"name": "paid", "provider": "mock", "max_output_tokens": 100}]}
-
-
-def test_golden_agent_tasks_through_evaluate(make_gateway: Any,
-                                             upstream: PricedUpstream) -> None:
-    gw: Gateway = make_gateway(profile="mock", max_retries=0,
-                               profiles={"mock": _profile(upstream)})
+def test_golden_agent_tasks_through_evaluate(gw: Gateway, upstream: PricedUpstream) -> None:
+    upstream.tool_calls = PARIS
     ds = load("agent-tasks")
     assert len(ds) >= 4 and all(s.checks for s in ds)
     run = evaluate(ds, agent_target(Agent(gw, tools=demo_tools(), max_steps=3)),
@@ -117,7 +105,8 @@ def test_golden_agent_tasks_through_evaluate(make_gateway: Any,
 
 
 def test_workbench_eval_agent_tasks_cli(tmp_path: Path, upstream: PricedUpstream) -> None:
-    prof = _profile(upstream)
+    upstream.tool_calls = PARIS
+    prof = mock_profile(upstream)
     (tmp_path / "workbench.toml").write_text(
         "[workbench]\nprofile = \"mock\"\nmax_retries = 0\n\n[workbench.profiles.mock]\n"
         f"kind = \"openai\"\nbase_url = {json.dumps(prof['base_url'])}\n"
@@ -125,8 +114,7 @@ def test_workbench_eval_agent_tasks_cli(tmp_path: Path, upstream: PricedUpstream
         "models = [{ name = \"paid\", provider = \"mock\", max_output_tokens = 100 },\n"
         "  { name = \"paid-embed\", provider = \"mock\", kind = \"embedding\" }]\n",
         encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": os.getcwd() if Path("workbench").is_dir()
-           else str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.run(
         [sys.executable, "-m", "workbench", "eval", "agent-tasks", "--json",
          "--fail-under", "checks=0.9"], cwd=tmp_path, env=env, capture_output=True,

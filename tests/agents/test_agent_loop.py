@@ -3,7 +3,6 @@ calls) and against the embedded model: budgets, stop rule, approval, allowlists,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import pytest
@@ -39,22 +38,6 @@ def delete_db(confirm: bool) -> str:
 @pytest.fixture(autouse=True)
 def _reset() -> None:
     CALLS.clear()
-
-
-@pytest.fixture
-def upstream() -> Iterator[PricedUpstream]:
-    with PricedUpstream(price_in_mtok=1000.0, price_out_mtok=2000.0) as up:
-        up.tool_calls_always = False
-        yield up
-
-
-@pytest.fixture
-def gw(make_gateway: Any, upstream: PricedUpstream) -> Gateway:
-    made: Gateway = make_gateway(profile="mock", max_retries=0, profiles={"mock": {
-        "base_url": upstream.base_url, "chat_model": "paid", "models": [
-            {"name": "paid", "provider": "mock", "max_output_tokens": 100,
-             "input_usd_per_mtok": 1000.0, "output_usd_per_mtok": 2000.0}]}})
-    return made
 
 
 def executed(gw: Gateway) -> list[tuple[str, str]]:

@@ -11,7 +11,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -39,21 +38,6 @@ def server(log: Path) -> Iterator[MCPTools]:
     env = {"MCP_TEST_LOG": str(log), "PATH": os.environ.get("PATH", "")}
     with MCPTools([sys.executable, str(SERVER)], env=env) as bridge:
         yield bridge
-
-
-@pytest.fixture
-def upstream() -> Iterator[PricedUpstream]:
-    with PricedUpstream() as up:
-        up.tool_calls_always = False
-        yield up
-
-
-@pytest.fixture
-def gw(make_gateway: Any, upstream: PricedUpstream) -> Gateway:
-    made: Gateway = make_gateway(profile="mock", max_retries=0, profiles={"mock": {
-        "base_url": upstream.base_url, "chat_model": "paid", "models": [
-            {"name": "paid", "provider": "mock", "max_output_tokens": 100}]}})
-    return made
 
 
 def ran(log: Path) -> list[str]:

@@ -32,6 +32,22 @@ def _facts(out: Output, name: str) -> Mapping[str, Any] | CheckResult:
     return out.facts
 
 
+FactsCheck = Callable[[Mapping[str, Any]], tuple[bool, str]]
+
+
+def _on_facts(label: str) -> Callable[[FactsCheck], Check]:
+    """A check on an agent run's facts (a plain answer fails it, saying why)."""
+    def wrap(fn: FactsCheck) -> Check:
+        @check(label)
+        def run(out: Output) -> tuple[bool, str] | CheckResult:
+            facts = _facts(out, label)
+            return facts if isinstance(facts, CheckResult) else fn(facts)
+
+        return run
+
+    return wrap
+
+
 def _names(values: str | Sequence[str]) -> list[str]:
     names = [values] if isinstance(values, str) else list(values)
     if not names or not all(isinstance(n, str) and n for n in names):
@@ -48,11 +64,8 @@ def tool_called(*tools: str, ordered: bool = False) -> Check:
     names = _names(list(tools))
     label = f"tool_called({', '.join(names)})"
 
-    @check(label)
-    def run(out: Output) -> tuple[bool, str] | CheckResult:
-        facts = _facts(out, label)
-        if isinstance(facts, CheckResult):
-            return facts
+    @_on_facts(label)
+    def run(facts: Mapping[str, Any]) -> tuple[bool, str]:
         called = [str(c.get("name")) for c in _calls(facts)]
         missing = [n for n in names if n not in called]
         if missing:
@@ -71,11 +84,8 @@ def tool_not_called(*tools: str) -> Check:
     names = _names(list(tools))
     label = f"tool_not_called({', '.join(names)})"
 
-    @check(label)
-    def run(out: Output) -> tuple[bool, str] | CheckResult:
-        facts = _facts(out, label)
-        if isinstance(facts, CheckResult):
-            return facts
+    @_on_facts(label)
+    def run(facts: Mapping[str, Any]) -> tuple[bool, str]:
         bad = [str(c.get("name")) for c in _calls(facts) if c.get("name") in names]
         return (not bad, f"called {', '.join(bad)}" if bad else "none of them called")
 
@@ -98,11 +108,8 @@ def tool_args(tool: str | None = None, schema: Mapping[str, Any] | None = None) 
                              f"({exc.message[:200]})") from None
         validator = cls(schema)
 
-    @check(label)
-    def run(out: Output) -> tuple[bool, str] | CheckResult:
-        facts = _facts(out, label)
-        if isinstance(facts, CheckResult):
-            return facts
+    @_on_facts(label)
+    def run(facts: Mapping[str, Any]) -> tuple[bool, str]:
         calls = [c for c in _calls(facts) if tool is None or c.get("name") == tool]
         if not calls:
             return False, f"no call{' of ' + tool if tool else ''} to check"
@@ -122,11 +129,8 @@ def max_steps(limit: int) -> Check:
     """The agent needed at most ``limit`` model calls."""
     label = f"max_steps({limit})"
 
-    @check(label)
-    def run(out: Output) -> tuple[bool, str] | CheckResult:
-        facts = _facts(out, label)
-        if isinstance(facts, CheckResult):
-            return facts
+    @_on_facts(label)
+    def run(facts: Mapping[str, Any]) -> tuple[bool, str]:
         steps = int(facts.get("steps") or 0)
         return steps <= limit, f"{steps} step(s), limit {limit}"
 
@@ -137,11 +141,8 @@ def stopped(reason: str = "answer") -> Check:
     """The run ended for this reason: answer, max_steps, max_cost or stop_rule."""
     label = f"stopped({reason})"
 
-    @check(label)
-    def run(out: Output) -> tuple[bool, str] | CheckResult:
-        facts = _facts(out, label)
-        if isinstance(facts, CheckResult):
-            return facts
+    @_on_facts(label)
+    def run(facts: Mapping[str, Any]) -> tuple[bool, str]:
         got = str(facts.get("stopped"))
         return got == reason, f"stopped by {got}"
 
