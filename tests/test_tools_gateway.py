@@ -300,3 +300,31 @@ def test_cli_tools_option_validates_before_writing(tmp_path: Any) -> None:
     assert wb("teams", "set", "t", "--tools", "none").returncode == 0
     assert {r["subject"] for r in json.loads(wb("tools", "list", "--json").stdout)} == {
         f"key:{made['id']}", "team:t"}
+
+
+def test_allowlists_and_tool_events_on_sqlite_and_postgres(
+        any_store: Any, make_gateway: Any, upstream: PricedUpstream) -> None:
+    from workbench.errors import PermissionDenied
+    from workbench.models.tools import allowlists
+
+    gw: Gateway = make_gateway(store=any_store, profile="mock", max_retries=0, profiles={
+        "mock": {"base_url": upstream.base_url, "chat_model": "paid", "models": [
+            {"name": "paid", "provider": "mock", "max_output_tokens": 100}]}})
+    gw.policy.set_team("ops")
+    key_id, key = gw.policy.create_key(team="ops")
+    set_allowlist(gw.store, "team", "ops", "get_weather,delete_db")
+    set_allowlist(gw.store, "key", key_id, "get_weather")
+    assert allowlists(gw.store) == {"team:ops": ["delete_db", "get_weather"],
+                                    f"key:{key_id}": ["get_weather"]}
+    bound = gw.as_key(key)
+    with pytest.raises(PermissionDenied) as info:
+        bound.chat(ASK, tools=[DELETE])
+    assert info.value.code == "tool_not_allowed" and f"keys set {key_id}" in info.value.message
+    upstream.tool_calls = [("delete_db", {})]
+    res = bound.chat(ASK, tools=[WEATHER])
+    assert "withheld" in res.text
+    assert [(e["kind"], e["tool"]) for e in events(gw)] == [("denied", "delete_db"),
+                                                            ("blocked", "delete_db")]
+    set_allowlist(gw.store, "key", key_id, "all")  # the team's list still applies
+    assert f"key:{key_id}" not in allowlists(gw.store)
+    assert bound.chat(ASK, tools=[DELETE]).response["choices"][0]["message"]["tool_calls"]
