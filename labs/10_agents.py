@@ -19,6 +19,7 @@ with app.setup:
     from workbench.models import tools as tool_policy
     from workbench.observability import traces
 
+
     @tool
     def get_weather(city: str, unit: str = "c") -> str:
         """Current weather in a city (demo data)."""
