@@ -48,9 +48,6 @@ def fresh(url: str | None, tmp: str) -> Store:
 
 
 def bench(store: Store, n: int) -> list[tuple[str, float]]:
-    prompts.schema.ensure_schema(store)
-    history.ensure_schema(store)
-
     def empty_write() -> None:
         with store.write() as conn:
             conn.execute(text("SELECT 1"))

@@ -108,6 +108,12 @@ class PricedUpstream:
         self.calls = 0  # requests answered or failed on purpose
         self.in_flight = 0
         self.bodies: list[dict[str, Any]] = []
+        # Set to [(name, arguments), ...]: a request that offers tools is answered with
+        # these tool calls (finish_reason tool_calls), streamed in OpenAI's fragments.
+        self.tool_calls: list[tuple[str, dict[str, Any]]] | None = None
+        # False: a request whose last message is a tool result gets a text answer (one
+        # call, then an answer: an agent's natural loop); True: tool calls every time.
+        self.tool_calls_always = True
         self._lock = threading.Lock()
         self._gate = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -258,6 +264,12 @@ class _Handler(BaseHTTPRequestHandler):
         if behaviour == "not_json":
             self._send(200, b"<html>this is not json</html>")
             return
+        last_role = ((body.get("messages") or [{}])[-1] or {}).get("role")
+        if up.tool_calls is not None and body.get("tools") and (
+                up.tool_calls_always or last_role != "tool"):
+            self._tool_calls(body, up.tool_calls, {"prompt_tokens": t_in,
+                                                   "completion_tokens": t_out})
+            return
         if body.get("stream"):
             self._stream(body, behaviour, words, {"prompt_tokens": t_in,
                                                   "completion_tokens": t_out})
@@ -277,6 +289,42 @@ class _Handler(BaseHTTPRequestHandler):
         if usage is not None:
             answer["usage"] = usage
         self._json(answer)
+
+    def _tool_calls(self, body: dict[str, Any], calls: list[tuple[str, dict[str, Any]]],
+                    usage: dict[str, int]) -> None:
+        made = [{"id": f"call_{i}", "type": "function",
+                 "function": {"name": name, "arguments": json.dumps(args)}}
+                for i, (name, args) in enumerate(calls)]
+        base = {"id": "chatcmpl-priced", "model": body.get("model"), "created": 0}
+        if not body.get("stream"):
+            self._json({**base, "object": "chat.completion", "usage": usage, "choices": [
+                {"index": 0, "finish_reason": "tool_calls",
+                 "message": {"role": "assistant", "content": None, "tool_calls": made}}]})
+            return
+        base["object"] = "chat.completion.chunk"
+        events: list[Any] = [{**base, "choices": [{"index": 0, "finish_reason": None,
+                                                   "delta": {"role": "assistant"}}]}]
+        for i, call in enumerate(made):
+            args = call["function"]["arguments"]
+            events.append({**base, "choices": [{"index": 0, "finish_reason": None, "delta": {
+                "tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                "function": {"name": call["function"]["name"],
+                                             "arguments": ""}}]}}]})
+            for j in range(0, len(args), 5):  # arguments in fragments, as OpenAI sends
+                events.append({**base, "choices": [{"index": 0, "finish_reason": None,
+                                                    "delta": {"tool_calls": [{"index": i, "function": {
+                                                        "arguments": args[j:j + 5]}}]}}]})
+        events.append({**base, "choices": [{"index": 0, "delta": {},
+                                            "finish_reason": "tool_calls"}]})
+        events.append({**base, "choices": [], "usage": usage})
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for event in events:
+            self._chunk(b"data: " + json.dumps(event).encode() + b"\n\n")
+        self._chunk(b"data: [DONE]\n\n")
+        self.wfile.write(b"0\r\n\r\n")
 
     def _stream(self, body: dict[str, Any], behaviour: str, words: list[str],
                 usage: dict[str, int]) -> None:

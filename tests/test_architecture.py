@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                           "workbench.observability.schema", "workbench.evals.schema",
                           "workbench.prompts.schema", "workbench.sessions.schema",
                           "workbench.classroom.schema", "workbench.retrieval.cache",
-                          "workbench.models.readiness",
+                          "workbench.models.readiness", "workbench.models.tool_schema",
                           # a joined classroom is part of loading settings
                           "workbench.classroom.attendee", "workbench.classroom.client")),
     ("sessions", ("workbench.sessions",)),
@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("prompts", ("workbench.prompts",)),
     ("retrieval", ("workbench.retrieval",)),
     ("evals", ("workbench.evals",)),
+    ("agents", ("workbench.agents",)),
     ("classroom", ("workbench.classroom",)),
     ("service", ("workbench.service",)),
     ("apps", ("workbench.cli", "workbench.__main__", "workbench.doctor", "workbench.tour",

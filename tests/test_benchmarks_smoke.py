@@ -85,3 +85,7 @@ def test_session_overhead_bench() -> None:
     out = run_script("session_overhead.py", timeout=300)
     assert number_after("prompt lookup, cached (answer path)", out) > 0
     assert number_after("session turn: open + add (2 reads, 1 write)", out) > 0
+def test_tool_governance_bench_reports_overhead() -> None:
+    out = run_script("tool_governance.py", "--no-embedded")
+    assert number_after("chat + 2 allowed tools", out) >= 0  # n column
+    assert "tools/plain p50 ratio:" in out

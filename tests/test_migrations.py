@@ -26,7 +26,8 @@ TABLES = {"teams", "keys", "rate_windows", "ledger", "audit", "response_cache",
           "reservations", "processes", "retrieval_embedding_cache", "spans", "feedback",
           "feedback_requests", "probe_runs", "probe_results", "trace_claims", "store_probe",
           "eval_runs", "eval_samples", "eval_scores", "eval_judge_cache", "prompts",
-          "prompt_labels", "prompt_deployments", "chat_sessions", "chat_turns", "classrooms"}
+          "prompt_labels", "prompt_deployments", "chat_sessions", "chat_turns", "classrooms",
+          "tool_allowlists", "tool_events"}
 
 
 def _tables(store: Store) -> set[str]:

@@ -135,6 +135,12 @@ def _m51_judge_cache(conn: Connection) -> None:
     _create(conn, (judge_cache,))
 
 
+def _m60_tools(conn: Connection) -> None:
+    from workbench.models.tool_schema import tool_allowlists, tool_events
+
+    _create(conn, (tool_allowlists, tool_events))
+
+
 def _m70_prompts(conn: Connection) -> None:
     from workbench.prompts.schema import prompt_deployments, prompt_labels, prompts
 
@@ -177,6 +183,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(44, "store_probe", _m44_store_probe),
     Migration(50, "eval_runs", _m50_eval_runs),
     Migration(51, "judge_cache", _m51_judge_cache),
+    Migration(60, "tools", _m60_tools),
     Migration(70, "prompts", _m70_prompts),
     Migration(71, "probe_prompt_version", _m71_probe_prompt_version),
     Migration(72, "feedback_session", _m72_feedback_session),

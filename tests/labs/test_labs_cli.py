@@ -29,7 +29,7 @@ def test_list_shows_every_lab_with_its_title() -> None:
     assert res.exit_code == 0, res.output
     rows = json.loads(res.output)
     numbers = [r["number"] for r in rows]
-    assert numbers[:10] == ["01", "02", "03", "04", "05", "06", "06b", "07", "08", "09"]
+    assert numbers == ["01", "02", "03", "04", "05", "06", "06b", "07", "08", "09", "10"]
     assert rows[2]["title"] == "Lab 3 · Governance"
     assert rows[6]["title"] == "Lab 6b · Evals: compare runs"
     assert all(Path(r["marimo"]).exists() and Path(r["jupyter"]).exists() for r in rows)

@@ -22,6 +22,7 @@ from workbench.cli import (
     retrieval_cmds,
     service_cmds,
     setup_cmds,
+    tools_cmds,
 )
 from workbench.cli.common import app, err_console
 from workbench.errors import WorkbenchError
@@ -36,6 +37,7 @@ lab_cmds.register(app)
 prompts_cmds.register(app)
 conversation_cmds.register(evals_cmds.eval_app)
 classroom_cmds.register(app)
+tools_cmds.register(app)
 
 
 def _flush_spans() -> None:

@@ -36,7 +36,7 @@ eval_app = typer.Typer(
          "(ragas, through the Gateway). `workbench eval DATASET` runs it; DATASET is a "
          ".jsonl/.csv golden set or `sample` (the shipped one).")
 
-TARGETS = ("auto", "recorded", "rag", "chat")
+TARGETS = ("auto", "recorded", "rag", "chat", "agent")
 
 
 def _connect(key: str | None, cache: bool) -> Any:
@@ -66,11 +66,19 @@ def _target(kind: str, gw: Any, dataset: Any, *, collection: str, k: int, mode: 
     from workbench.evals import targets
 
     if kind == "auto":
-        kind = "recorded" if all(s.answer is not None for s in dataset) else "rag"
+        from workbench.evals.agent_checks import BUILDERS
+
+        agentic = any(set(spec) & set(BUILDERS) for s in dataset for spec in s.checks)
+        kind = ("recorded" if all(s.answer is not None for s in dataset)
+                else "agent" if agentic else "rag")
     if kind == "recorded":
         return None
     if kind == "chat":
         return targets.chat_target(gw, model=model)
+    if kind == "agent":
+        from workbench.agents.evals import agent_target
+
+        return agent_target(gw, model=model)  # the demo tools; see `agent-tasks`
     if kind == "rag":
         from workbench.retrieval import CollectionNotFound
 
@@ -130,8 +138,10 @@ def run_cmd(
     allow_failed: Annotated[float, typer.Option(
         help="Share of judge failures a gated metric may have (0-1).")] = 0.0,
     target: Annotated[str, typer.Option(
-        help="What answers: auto (recorded answers if every row has one, else rag), "
-             "recorded, rag (workbench ask), chat (no retrieval).")] = "auto",
+        help="What answers: auto (recorded answers if every row has one, else agent when "
+             "the rows use agent checks, else rag), "
+             "recorded, rag (workbench ask), chat (no retrieval), agent (the agent loop "
+             "with the demo tools; try the `agent-tasks` dataset).")] = "auto",
     collection: Annotated[str, typer.Option("--collection", "-c",
                                             help="Collection for --target rag.")] = "docs",
     k: Annotated[int, typer.Option(help="Sources per question (rag).")] = 3,
@@ -180,8 +190,11 @@ def run_cmd(
                       cache=cache, retry_failed=retry_failed,
                       options={"answer_relevancy": {"strictness": strictness}})
         try:
-            run = evaluate(ds, tgt, metrics=metrics or None, gateway=gw, judge=judge, name=name,
-                           progress=_progress(not as_json))
+            # An agent run is judged by its checks (tools, arguments, steps, answer): the
+            # RAG judge metrics make no sense there unless asked for.
+            agentic = getattr(tgt, "config", {}).get("kind") == "agent"
+            run = evaluate(ds, tgt, metrics=metrics or ([] if agentic else None), gateway=gw,
+                           judge=judge, name=name, progress=_progress(not as_json))
         finally:
             judge.close()
         gate = run.gate(thresholds, allow_failed=allow_failed) if thresholds else None

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from workbench.models.gateway import Gateway
     from workbench.models.policy import SweepResult
 
+TOOLS_HELP = ("Comma-separated tool allowlist (function names), 'none' for no tools, "
+              "'all' to remove the list.")
 keys_app = typer.Typer(help="Create, list, change and revoke workbench API keys.",
                        no_args_is_help=True)
 teams_app = typer.Typer(help="Team-wide allowlists, budgets and rate limits.",
@@ -75,15 +77,20 @@ def keys_create(
     guardrails: Annotated[str | None, typer.Option(
         help="PII/secret mode for this key: mask, block, log-only, off.")] = None,
     cache: Annotated[bool, typer.Option(help="Opt this key into the response cache.")] = False,
+    tools: Annotated[str | None, typer.Option(help=TOOLS_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print id and key as JSON.")] = False,
 ) -> None:
     """Create a key. The secret is printed once and stored only as a hash."""
     from workbench.models.policy import Policy
+    from workbench.models.tools import parse_tools, set_allowlist
 
+    parse_tools(tools)  # a bad --tools fails before the key exists
     pol = Policy(gateway().store)
     key_id, secret = pol.create_key(team=team, name=name, models=models, budget_usd=budget_usd,
                                     rpm=rpm, tpm=tpm, expires_in_days=expires_in_days,
                                     guardrail_mode=guardrails, cache=cache, actor=cli_actor())
+    if tools is not None:
+        set_allowlist(pol.store, "key", key_id, tools, actor=cli_actor())
     if as_json:
         print_json({"id": key_id, "key": secret, "team": team})
         return
@@ -159,14 +166,22 @@ def keys_set(
         help="New lifetime spend limit in USD (not below what the key has spent).")] = None,
     rpm: Annotated[int | None, typer.Option(help="Requests per minute.")] = None,
     tpm: Annotated[int | None, typer.Option(help="Tokens per minute.")] = None,
+    tools: Annotated[str | None, typer.Option(help=TOOLS_HELP)] = None,
 ) -> None:
-    """Change a live key's allowlist, budget or rate limits (audited)."""
+    """Change a live key's allowlists, budget or rate limits (audited)."""
     from workbench.models.policy import Policy
+    from workbench.models.tools import parse_tools, set_allowlist
 
     if key_id.startswith("wb-"):
         raise BadRequest("pass the key id (key_…) shown by `workbench keys list`, not the secret")
-    changed = Policy(gateway().store).update_key(key_id, models=models, budget_usd=budget_usd,
-                                                 rpm=rpm, tpm=tpm, actor=cli_actor())
+    parse_tools(tools)
+    store = gateway().store
+    changed: dict[str, object] = {}
+    if tools is None or any(v is not None for v in (models, budget_usd, rpm, tpm)):
+        changed = Policy(store).update_key(key_id, models=models, budget_usd=budget_usd,
+                                           rpm=rpm, tpm=tpm, actor=cli_actor())
+    if tools is not None:
+        changed["tools"] = set_allowlist(store, "key", key_id, tools, actor=cli_actor())
     console.print(f"updated {key_id}: " + ", ".join(f"{k}={v}" for k, v in changed.items()))
 
 
@@ -177,12 +192,18 @@ def teams_set(
     budget_usd: Annotated[float | None, typer.Option(help="Team spend limit in USD.")] = None,
     rpm: Annotated[int | None, typer.Option(help="Team requests per minute.")] = None,
     tpm: Annotated[int | None, typer.Option(help="Team tokens per minute.")] = None,
+    tools: Annotated[str | None, typer.Option(help=TOOLS_HELP)] = None,
 ) -> None:
-    """Create or update a team's shared limits."""
+    """Create or update a team's shared limits and allowlists."""
     from workbench.models.policy import Policy
+    from workbench.models.tools import parse_tools, set_allowlist
 
-    Policy(gateway().store).set_team(name, models=models, budget_usd=budget_usd, rpm=rpm,
-                                     tpm=tpm, actor=cli_actor())
+    parse_tools(tools)
+    pol = Policy(gateway().store)
+    pol.set_team(name, models=models, budget_usd=budget_usd, rpm=rpm, tpm=tpm,
+                 actor=cli_actor())
+    if tools is not None:
+        set_allowlist(pol.store, "team", name, tools, actor=cli_actor())
     console.print(f"team {name} updated")
 
 

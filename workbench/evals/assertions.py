@@ -46,7 +46,7 @@ def assert_eval(answer: Any, checks: Sequence[Check] = (), *, question: str | No
     if question is not None or reference is not None or contexts is not None:
         out = Output(out.answer, tuple(contexts if contexts is not None else out.contexts),
                      out.latency_ms, out.cost_usd, question or out.question,
-                     reference or out.reference)
+                     reference or out.reference, out.facts)
     results = [c(out) for c in checks]
     problems = [f"  FAIL {r.name}: {r.reason}" for r in results if not r.passed]
     scores: list[Score] = []

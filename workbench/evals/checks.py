@@ -40,12 +40,21 @@ class Output:
     cost_usd: float | None = None
     question: str | None = None
     reference: str | None = None
+    # Facts beyond the text (an agent run's tool calls, steps, stop reason): the agent
+    # checks (workbench.evals.agent_checks) read them.
+    facts: Mapping[str, Any] | None = None
 
 
 def as_output(value: Any) -> Output:
     """Normalise a string, ``Output``, ``ChatResult``, RAG ``Answer`` or mapping."""
     if isinstance(value, Output):
         return value
+    facts_of = getattr(value, "eval_facts", None)
+    if callable(facts_of):  # an agent run: its answer plus what it did
+        return Output(answer=str(getattr(value, "answer", None) or ""),
+                      cost_usd=getattr(value, "cost_usd", None),
+                      latency_ms=getattr(value, "latency_ms", None),
+                      question=getattr(value, "task", None), facts=facts_of())
     if isinstance(value, str):
         return Output(answer=value)
     if isinstance(value, Mapping):
@@ -490,6 +499,12 @@ def semantic_similarity(reference: str | None = None, *, threshold: float = 0.75
 
 
 # -- from data (golden datasets, CLI) --------------------------------------------------
+# Checks on an agent run's facts (workbench.evals.agent_checks, imported when used: it
+# imports this module).
+AGENT_CHECK_TYPES = ("max_steps", "stopped", "tool_args", "tool_called",
+                     "tool_called_in_order", "tool_not_called")
+
+
 def _spec_builders(gateway: Gateway | None) -> dict[str, Callable[[Any], Check]]:
     def kw(v: Any) -> dict[str, Any]:
         return dict(v) if isinstance(v, Mapping) else {}
@@ -516,7 +531,7 @@ def _spec_builders(gateway: Gateway | None) -> dict[str, Callable[[Any], Check]]
     }
 
 
-CHECK_TYPES = tuple(sorted(_spec_builders(None)))
+CHECK_TYPES = tuple(sorted([*_spec_builders(None), *AGENT_CHECK_TYPES]))
 
 
 def from_spec(spec: Mapping[str, Any], gateway: Gateway | None = None) -> Check:
@@ -539,6 +554,10 @@ def from_spec(spec: Mapping[str, Any], gateway: Gateway | None = None) -> Check:
     if kind == "not":
         return not_(from_spec(value, gateway))
     builders = _spec_builders(gateway)
+    if kind in AGENT_CHECK_TYPES:
+        from workbench.evals.agent_checks import BUILDERS as AGENT_BUILDERS
+
+        builders = {**builders, **AGENT_BUILDERS}
     if kind not in builders:
         raise BadRequest(f"unknown check type {kind!r}; choose from {', '.join(CHECK_TYPES)}")
     try:

@@ -355,6 +355,14 @@ def _csv_rows(text: str) -> tuple[dict[str, Any], list[tuple[int, Any]], list[tu
     return header, rows, bad
 
 
+AGENT_TASKS = "agent-tasks"
+
+
+def agent_tasks_path() -> Path:
+    """The shipped golden set of agent tasks (tool choice, arguments, steps, answer)."""
+    return Path(str(resources.files("workbench.evals") / "data" / "agent_tasks.jsonl"))
+
+
 def sample_path() -> Path:
     """The shipped sample golden set (questions about the workbench's own docs)."""
     return Path(str(resources.files("workbench.evals") / "data" / "sample_golden.jsonl"))
@@ -373,9 +381,10 @@ def parse(text: str, *, source: str = "<text>", fmt: str = "jsonl") -> GoldenDat
 
 
 def load(path: str | Path) -> GoldenDataset:
-    """Load and validate a golden dataset (``.jsonl`` or ``.csv``; ``"sample"`` is the
-    shipped one). Every problem is reported with its line number in one error."""
-    p = sample_path() if str(path) == SAMPLE else Path(path)
+    """Load and validate a golden dataset (``.jsonl`` or ``.csv``; ``"sample"`` and
+    ``"agent-tasks"`` are the shipped ones). Every problem is reported with its line number in one error."""
+    p = (sample_path() if str(path) == SAMPLE
+         else agent_tasks_path() if str(path) == AGENT_TASKS else Path(path))
     if not p.exists():
         raise NotFound(f"dataset {str(path)!r} does not exist (give a .jsonl/.csv path, or "
                        f"'{SAMPLE}' for the shipped sample)")

@@ -35,6 +35,7 @@ class SampleRecord:
     cost_usd: float | None = None
     trace_id: str | None = None
     error: str | None = None  # the target failed: no answer to judge
+    facts: dict[str, Any] | None = None  # an agent target's run facts (not stored)
 
     def row(self) -> dict[str, Any]:
         """The fields metrics read."""
@@ -42,7 +43,10 @@ class SampleRecord:
                 "reference": self.reference}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if out.get("facts") is None:
+            out.pop("facts", None)
+        return out
 
 
 @dataclass

@@ -58,6 +58,7 @@ def respond(samples: Sequence[GoldenSample], tgt: Target | None,
                 rec.answer, rec.contexts = resp.answer, list(resp.contexts)
                 rec.latency_ms, rec.cost_usd, rec.trace_id = (resp.latency_ms, resp.cost_usd,
                                                               resp.trace_id)
+                rec.facts = resp.facts
         out.append(rec)
         if progress and tgt is not None:
             progress("answer", i, len(samples))
@@ -76,7 +77,7 @@ def run_checks(records: Sequence[SampleRecord], samples: Sequence[GoldenSample],
                                     reason="no answer to check"))
                 continue
             out = Output(rec.answer, tuple(rec.contexts), rec.latency_ms, rec.cost_usd,
-                         rec.question, rec.reference)
+                         rec.question, rec.reference, rec.facts)
             try:
                 res = c(out)
             except Exception as exc:  # noqa: BLE001 - e.g. the embedder failed; per row

@@ -30,12 +30,19 @@ class Response:
     latency_ms: float | None = None
     cost_usd: float | None = None
     trace_id: str | None = None
+    facts: dict[str, Any] | None = None  # an agent run's tool calls, steps, stop reason
 
 
 def normalise(value: Any, latency_ms: float | None = None) -> Response:
     """Turn whatever a target returned into a :class:`Response`."""
     if isinstance(value, Response):
         return value
+    facts_of = getattr(value, "eval_facts", None)
+    if callable(facts_of):  # an agent run
+        return Response(str(getattr(value, "answer", None) or ""), [],
+                        getattr(value, "latency_ms", None) or latency_ms,
+                        getattr(value, "cost_usd", None), getattr(value, "trace_id", None),
+                        facts=facts_of())
     if isinstance(value, str):
         return Response(value, latency_ms=latency_ms)
     if isinstance(value, tuple) and len(value) == 2:

@@ -241,6 +241,8 @@ class EmbeddedProvider:
                 "(or the question), or use a model with a larger context")
 
     def chat(self, body: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+        if body.get("tools"):
+            return self._chat_tools(body, spec)
         llm, lock = self.llm(spec.upstream_name)
         kw = self._llama_kwargs(body)
         self.check_context(llm, body, spec)
@@ -263,7 +265,40 @@ class EmbeddedProvider:
         resp["model"] = spec.name
         return resp
 
+    def _chat_tools(self, body: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+        """A request with tools: schema-constrained decoding (see tool_decoding)."""
+        from workbench.models import tool_decoding
+
+        if spec.kind == "completion":
+            raise BadRequest(f"model {spec.name} is a base (completion) model and cannot call "
+                             "tools; use a chat model such as smollm2-135m")
+        plan = tool_decoding.plan(body)
+        assert plan is not None
+        llm, lock = self.llm(spec.upstream_name)
+        kw = self._llama_kwargs(body)
+        self.check_context(llm, {"messages": plan.messages}, spec)
+        grammar = tool_decoding.grammar(plan.schema) if plan.schema else None
+        with lock:
+            raw = dict(llm.create_chat_completion(messages=plan.messages, grammar=grammar,
+                                                  **kw))
+        choice = raw["choices"][0]
+        text = (choice.get("message") or {}).get("content") or ""
+        if grammar is None:
+            message, finish = {"role": "assistant", "content": text}, choice.get("finish_reason")
+        else:
+            message, finish = tool_decoding.to_message(text, choice.get("finish_reason"))
+        raw["choices"] = [{"index": 0, "message": message, "finish_reason": finish}]
+        raw["model"] = spec.name
+        return raw
+
     def stream(self, body: dict[str, Any], spec: ModelSpec) -> Iterator[dict[str, Any]]:
+        if body.get("tools"):
+            # A call is known only once its JSON is complete: generate, then send it in
+            # OpenAI's chunk shape (name first, arguments in fragments).
+            from workbench.models.tool_decoding import as_chunks
+
+            yield from as_chunks(self._chat_tools(body, spec))
+            return
         llm, lock = self.llm(spec.upstream_name)
         kw = self._llama_kwargs(body)
         created = int(time.time())

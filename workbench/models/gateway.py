@@ -33,6 +33,7 @@ from workbench.guardrails import Guardrails
 from workbench.models import audit as audit_log
 from workbench.models import ledger as ledger_mod
 from workbench.models import metering
+from workbench.models import tools as tool_gov
 from workbench.models.call_spans import call_spans
 from workbench.models.hooks import CallEvents, CallStart, Subscriber
 from workbench.models.policy import Policy, Principal, Reservation
@@ -344,6 +345,7 @@ class Gateway:
                  events: CallEvents) -> _Prepared:
         spec = self.spec(req.model)
         self.policy.check_model(self.principal, spec.name)
+        tool_gov.check_request(self, req.model_extra or {}, trace_id, spec.name)
 
         # Every string that leaves for the provider is masked, not only message content:
         # tool calls, tools, name, stop, response_format, user, image URLs, unknown fields.
@@ -407,6 +409,7 @@ class Gateway:
 
     def _finish(self, prep: _Prepared, spec: ModelSpec, resp: dict[str, Any],
                 outcome: str = "ok", completion_fallback: int | None = None) -> ChatResult:
+        tool_gov.on_answer(self, prep.body, resp, trace_id=prep.trace_id, model=spec.name)
         if outcome == "cached":
             usage = metering.Usage(0, 0)
         else:
@@ -611,8 +614,9 @@ class Gateway:
         redactor = (ChunkRedactor(self.guardrails)
                     if self.settings.output_guardrails and self.guardrail_mode != "off" else None)
         failure: WorkbenchError | None = None
+        tools = tool_gov.StreamGuard(self, prep.trace_id)
         try:
-            for raw in self.provider(spec.provider).stream(prep.body, spec):
+            for raw in tools.filter(self.provider(spec.provider).stream(prep.body, spec)):
                 metering.check_chunk(raw, spec.provider)
                 if raw.get("usage"):
                     usage = raw["usage"]
@@ -646,6 +650,7 @@ class Gateway:
                 "model": spec.name, "usage": usage or None,
                 "choices": [{"index": 0, "finish_reason": finish,
                              "message": {"role": "assistant", "content": "".join(shown)}}]}
+        tools.attach(resp)
         with self._guard(prep):
             holder.result = self._finish(prep, spec, resp, completion_fallback=len(pieces))
 
