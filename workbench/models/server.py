@@ -35,6 +35,7 @@ from starlette.types import Message as AsgiMessage
 from workbench import __version__
 from workbench.errors import BudgetExceeded, ModelNotFound, WorkbenchError
 from workbench.models.gateway import Gateway, StreamResult, new_trace_id
+from workbench.models.overhead import OverheadMiddleware
 from workbench.models.readiness import readiness
 from workbench.models.types import ChatRequest, EmbeddingRequest
 from workbench.observability.trace_context import (
@@ -358,9 +359,24 @@ def _authed(request: Request,
     return gateway.as_key(creds.credentials if creds else "")
 
 
+async def _authed_for_call(
+        request: Request,
+        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Gateway:
+    """For governed calls: a key this process has seen binds without a store read or a
+    thread hop (the call re-checks it inside its first transaction, see
+    ``Gateway.as_cached_key``); an unknown one is read in the threadpool."""
+    gateway: Gateway = request.app.state.gateway
+    secret = creds.credentials if creds else ""
+    cached = gateway.as_cached_key(secret)
+    if cached is not None:
+        return cached
+    return await run_in_threadpool(gateway.as_key, secret)
+
+
 # Module level, not inside create_app: FastAPI resolves these string annotations
 # (``from __future__ import annotations``) in the module's namespace.
 Authed = Annotated[Gateway, Depends(_authed)]
+AuthedCall = Annotated[Gateway, Depends(_authed_for_call)]
 
 
 def create_app(gateway: Gateway) -> FastAPI:
@@ -439,7 +455,7 @@ def create_app(gateway: Gateway) -> FastAPI:
               responses={**_ERRORS, 200: {"model": ChatCompletion, "content": {
                   "text/event-stream": {"schema": {"type": "string"}}},
                   "description": "A chat.completion, or SSE chunks when stream=true."}})
-    async def chat_completions(body: ChatRequest, request: Request, gw: Authed) -> Response:
+    async def chat_completions(body: ChatRequest, request: Request, gw: AuthedCall) -> Response:
         trace = await request_trace(request, gw)
         if not body.stream:
             result = await run_in_threadpool(trace.bind(gw.chat), body, trace_id=trace.trace_id)
@@ -457,7 +473,7 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     @app.post("/v1/embeddings", tags=["openai"], summary="Governed embeddings.",
               response_model=EmbeddingList, responses=_ERRORS)
-    async def embeddings(body: EmbeddingRequest, request: Request, gw: Authed) -> Response:
+    async def embeddings(body: EmbeddingRequest, request: Request, gw: AuthedCall) -> Response:
         trace = await request_trace(request, gw)
         result = await run_in_threadpool(trace.bind(gw.embed), body.input, model=body.model,
                                          trace_id=trace.trace_id)
@@ -469,6 +485,7 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=gateway.settings.max_request_bytes)
     app.add_middleware(TraceIdMiddleware)  # outermost: 413s carry a trace id too
+    app.add_middleware(OverheadMiddleware)  # outermost: its clock counts all queueing
     return app
 
 
