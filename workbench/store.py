@@ -302,6 +302,43 @@ class Store:
         return f"Store({self.safe_url!r})"
 
 
+class HotStatement:
+    """A Core statement compiled once per dialect and run straight on the DBAPI cursor of
+    the caller's transaction. For the few statements every governed call runs: SQLAlchemy's
+    per-execute work (cache lookup, events, result objects) cost several times what
+    SQLite takes to run them. Only for statements whose values need no type processing
+    (numbers and plain strings) and whose result is a row count or a few plain rows."""
+
+    executed = 0  # statements run this way, for benchmarks/gateway_overhead.py's count
+
+    __slots__ = ("stmt", "_compiled")
+
+    def __init__(self, stmt: Any):
+        self.stmt = stmt
+        self._compiled: dict[str, tuple[str, Any, tuple[str, ...] | None]] = {}
+
+    def _for(self, dialect: Any) -> tuple[str, Any, tuple[str, ...] | None]:
+        hit = self._compiled.get(dialect.name)
+        if hit is None:
+            compiled = self.stmt.compile(dialect=dialect)
+            positional = dialect.paramstyle in ("qmark", "format", "numeric")
+            hit = (compiled.string, compiled,
+                   tuple(compiled.positiontup or ()) if positional else None)
+            self._compiled[dialect.name] = hit
+        return hit
+
+    def run(self, conn: Connection, params: dict[str, Any] | None = None) -> Any:
+        """Execute inside ``conn``'s transaction; returns the DBAPI cursor (``rowcount``,
+        ``fetchone()``)."""
+        sql, compiled, order = self._for(conn.dialect)
+        full = compiled.construct_params(params or {})
+        args: Any = [full[name] for name in order] if order is not None else full
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(sql, args)
+        HotStatement.executed += 1
+        return cursor
+
+
 def register_migration(version: int, fn: Migration) -> None:
     """Later capabilities add their tables here (ordered by version)."""
     if any(v == version for v, _ in MIGRATIONS):

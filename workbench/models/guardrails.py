@@ -337,6 +337,9 @@ SECRET_PATTERNS = [
 SECRET_HINTS = ("-----BEGIN", "eyJ", "sk-", "wb-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_",
                 "ghs_", "ghr_", "xox", "AIza", "glpat-")
 _SEP = r"[ .\-\n]"
+# Every built-in finding holds a digit (cards, phones, IBANs, IPv4), "@" (emails), ":"
+# (IPv6) or a secret's prefix, in normalised text (other scripts' digits are folded).
+_ANY_PII_CHAR = re.compile("[0-9@:]|" + "|".join(re.escape(h) for h in SECRET_HINTS))
 
 
 def default_recognizers() -> list[Recognizer]:
@@ -382,17 +385,29 @@ class Guardrails:
 
     def __init__(self, recognizers: Iterable[Recognizer] | None = None):
         self.recognizers: list[Recognizer] = list(recognizers or default_recognizers())
-        # Streams may release text early only when every recognizer is a built-in, whose
-        # shapes open_tail knows; others (names, addresses) may span any words.
-        self.known_shapes = recognizers is None
+        self._custom = recognizers is not None
+        self._n_builtin = len(self.recognizers)
+
+    @property
+    def known_shapes(self) -> bool:
+        """Whether every recognizer is a built-in, whose shapes this module knows: then
+        text without a digit, ``@``, ``:`` or a secret's prefix is skipped at once, and
+        streams release text early (:func:`open_tail`). Others (names, addresses) may
+        match any words."""
+        return not self._custom and len(self.recognizers) == self._n_builtin
+
+    @known_shapes.setter
+    def known_shapes(self, value: bool) -> None:
+        self._custom = not value
 
     def add(self, recognizer: Recognizer) -> None:
         """Add a recognizer (after the built-ins)."""
         self.recognizers.append(recognizer)
-        self.known_shapes = False
 
     def scan_normalised(self, norm: Normalised) -> list[Finding]:
         """Findings in already-normalised text, as spans of the original text."""
+        if self.known_shapes and _ANY_PII_CHAR.search(norm.text) is None:
+            return []  # most strings of a body: roles, ids, words, finish reasons
         found: list[Finding] = []
         for rec in self.recognizers:
             found.extend(rec.find(norm.text))

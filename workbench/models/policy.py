@@ -25,11 +25,8 @@ from typing import Any
 from sqlalchemy import (
     BindParameter,
     Connection,
-    Delete,
-    Insert,
     Select,
     Table,
-    Update,
     and_,
     bindparam,
     case,
@@ -54,7 +51,15 @@ from workbench.errors import (
 from workbench.models import audit as audit_log
 from workbench.models import liveness
 from workbench.models.principal_cache import PrincipalCache, StalePrincipal, current_epoch
-from workbench.store import Store, keys, processes, rate_windows, reservations, teams
+from workbench.store import (
+    HotStatement,
+    Store,
+    keys,
+    processes,
+    rate_windows,
+    reservations,
+    teams,
+)
 
 KEY_PREFIX = "wb-"
 LOCAL_TEAM = "local"
@@ -128,7 +133,7 @@ def _budget_table(name: str) -> tuple[Table, Any]:
 
 
 @functools.cache
-def _take_window_stmt(rpm_limited: bool, tpm_limited: bool) -> Update:
+def _take_window_stmt(rpm_limited: bool, tpm_limited: bool) -> HotStatement:
     rw = rate_windows.c
     conds = [rw.subject == bindparam("b_subject"), rw.window == bindparam("b_window")]
     if rpm_limited:
@@ -137,8 +142,8 @@ def _take_window_stmt(rpm_limited: bool, tpm_limited: bool) -> Update:
         # A request may always start while the window has tokens left; its own size is
         # only known approximately before the call.
         conds.append(rw.tokens < bindparam("b_tpm"))
-    return update(rate_windows).where(and_(*conds)).values(
-        requests=rw.requests + 1, tokens=rw.tokens + bindparam("b_tokens"))
+    return HotStatement(update(rate_windows).where(and_(*conds)).values(
+        requests=rw.requests + 1, tokens=rw.tokens + bindparam("b_tokens")))
 
 
 @functools.cache
@@ -149,43 +154,45 @@ def _window_exists_stmt() -> Select[Any]:
 
 
 @functools.cache
-def _add_tokens_stmt() -> Update:
+def _add_tokens_stmt() -> HotStatement:
     rw = rate_windows.c
     # A correction may be negative (the estimate counted at the start was too high);
     # a window never goes below zero.
     added = rw.tokens + bindparam("b_tokens")
-    return update(rate_windows).where(and_(
+    return HotStatement(update(rate_windows).where(and_(
         rw.window == bindparam("b_window"), rw.subject == bindparam("b_subject"),
-    )).values(tokens=case((added < 0, 0), else_=added))
+    )).values(tokens=case((added < 0, 0), else_=added)))
 
 
 @functools.cache
-def _reserve_stmt(table_name: str) -> Update:
+def _reserve_stmt(table_name: str) -> HotStatement:
     table, ident = _budget_table(table_name)
     amount: BindParameter[float] = bindparam("b_amount")
-    return update(table).where(and_(
+    return HotStatement(update(table).where(and_(
         ident == bindparam("b_ident"),
         or_(table.c.budget_usd.is_(None),
             table.c.spent_usd + table.c.reserved_usd + amount <= table.c.budget_usd),
-    )).values(reserved_usd=table.c.reserved_usd + amount)
+    )).values(reserved_usd=table.c.reserved_usd + amount))
 
 
 @functools.cache
-def _settle_stmt(table_name: str) -> Update:
+def _settle_stmt(table_name: str) -> HotStatement:
     table, ident = _budget_table(table_name)
-    return update(table).where(ident == bindparam("b_ident")).values(
+    return HotStatement(update(table).where(ident == bindparam("b_ident")).values(
         reserved_usd=table.c.reserved_usd - bindparam("b_amount"),
-        spent_usd=table.c.spent_usd + bindparam("b_actual"))
+        spent_usd=table.c.spent_usd + bindparam("b_actual")))
 
 
 @functools.cache
-def _insert_reservation_stmt() -> Insert:
-    return insert(reservations)
+def _insert_reservation_stmt() -> HotStatement:
+    return HotStatement(insert(reservations).values(
+        {c: bindparam(c) for c in ("id", "key_id", "team", "amount_usd", "created_at",
+                                   "owner")}))
 
 
 @functools.cache
-def _delete_reservation_stmt() -> Delete:
-    return delete(reservations).where(reservations.c.id == bindparam("b_id"))
+def _delete_reservation_stmt() -> HotStatement:
+    return HotStatement(delete(reservations).where(reservations.c.id == bindparam("b_id")))
 
 
 @functools.cache
@@ -457,7 +464,7 @@ class Policy:
         params = {"b_subject": subject, "b_window": window, "b_rpm": rpm, "b_tpm": tpm,
                   "b_tokens": tokens}
         for _attempt in range(2):
-            res = conn.execute(stmt, params)
+            res = stmt.run(conn, params)
             if res.rowcount == 1:
                 return
             exists = conn.execute(_window_exists_stmt(),
@@ -502,14 +509,14 @@ class Policy:
         window = int(time.time() // 60)
         for subject in subjects:
             params = {"b_window": window, "b_subject": subject, "b_tokens": tokens}
-            if conn.execute(_add_tokens_stmt(), params).rowcount == 0 and tokens > 0:
+            if _add_tokens_stmt().run(conn, params).rowcount == 0 and tokens > 0:
                 # The call ended in a new minute: open that window with its tokens.
                 try:
                     with conn.begin_nested():
                         conn.execute(insert(rate_windows).values(
                             subject=subject, window=window, requests=0, tokens=tokens))
                 except IntegrityError:
-                    conn.execute(_add_tokens_stmt(), params)  # another call opened it
+                    _add_tokens_stmt().run(conn, params)  # another call opened it
 
     # -- budgets -------------------------------------------------------------------------
     def reserve(self, principal: Principal, amount_usd: float) -> Reservation:
@@ -575,17 +582,17 @@ class Policy:
         done: list[tuple[str, str | None]] = []
         for table_name, ident, label in (("keys", res.key_id, f"key {res.key_id}"),
                                          ("teams", res.team, f"team {res.team}")):
-            upd = conn.execute(_reserve_stmt(table_name),
-                               {"b_ident": ident, "b_amount": res.amount_usd})
+            upd = _reserve_stmt(table_name).run(conn, {"b_ident": ident,
+                                                       "b_amount": res.amount_usd})
             if upd.rowcount != 1:
                 for undo_table, undo_ident in done:
-                    conn.execute(_settle_stmt(undo_table), {
+                    _settle_stmt(undo_table).run(conn, {
                         "b_ident": undo_ident, "b_amount": res.amount_usd, "b_actual": 0.0})
                 return BudgetExceeded(
                     f"budget of {label} is exhausted (this request may cost up to "
                     f"${res.amount_usd:.6f}); ask an admin to raise --budget-usd")
             done.append((table_name, ident))
-        conn.execute(_insert_reservation_stmt(), {
+        _insert_reservation_stmt().run(conn, {
             "id": res.id, "key_id": res.key_id, "team": res.team,
             "amount_usd": res.amount_usd, "created_at": time.time(), "owner": owner})
         return None
@@ -607,14 +614,14 @@ class Policy:
         return held
 
     def _settle(self, conn: Connection, res: Reservation, actual_usd: float) -> bool:
-        gone = conn.execute(_delete_reservation_stmt(), {"b_id": res.id})
+        gone = _delete_reservation_stmt().run(conn, {"b_id": res.id})
         held = gone.rowcount == 1
         # Swept meanwhile (a replica presumed dead): the hold is gone, the spend is real.
         amount = res.amount_usd if held else 0.0
         if not held and actual_usd <= 0:
             return False  # already settled or swept: never double-count
         for table_name, ident in (("keys", res.key_id), ("teams", res.team)):
-            conn.execute(_settle_stmt(table_name), {
+            _settle_stmt(table_name).run(conn, {
                 "b_ident": ident, "b_amount": amount, "b_actual": actual_usd})
         return held
 

@@ -25,9 +25,9 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Column, Connection, Integer, Table, text
+from sqlalchemy import BigInteger, Column, Connection, Integer, Table, select, text
 
-from workbench.store import MIGRATIONS, Store, metadata, register_migration
+from workbench.store import MIGRATIONS, HotStatement, Store, metadata, register_migration
 
 __all__ = ["PrincipalCache", "StalePrincipal", "current_epoch", "ensure_schema",
            "principal_epoch"]
@@ -90,11 +90,14 @@ def ensure_schema(store: Store) -> None:
     store.migrate()
 
 
-_EPOCH_SQL = text("SELECT epoch FROM principal_epoch WHERE id = 1")
+_EPOCH = HotStatement(select(principal_epoch.c.epoch).where(principal_epoch.c.id == 1))
 
 
 def current_epoch(conn: Connection) -> int:
-    return int(conn.execute(_EPOCH_SQL).scalar_one())
+    row = _EPOCH.run(conn).fetchone()
+    if row is None:
+        raise RuntimeError("the store has no principal epoch row: run `workbench migrate`")
+    return int(row[0])
 
 
 class StalePrincipal(Exception):  # noqa: N818 - a signal, not an error shown to anyone
