@@ -281,10 +281,16 @@ class Store:
         # wait in SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and
         # so turned 16 concurrent calls into p99s of most of a second. Queueing the
         # writers of this process on a lock wakes the next one as soon as the last commits.
-        # Reentrant: a nested write in one thread behaves as before (SQLite decides).
-        with self._write_lock, \
-                self.engine.connect().execution_options(wb_write=True) as conn, conn.begin():
-            yield conn
+        # Reentrant: a nested write in one thread behaves as before (SQLite decides). Never
+        # a new deadlock: after the busy timeout's 30 s the writer goes ahead and SQLite
+        # decides, as it did before this lock.
+        locked = self._write_lock.acquire(timeout=30)
+        try:
+            with self.engine.connect().execution_options(wb_write=True) as conn, conn.begin():
+                yield conn
+        finally:
+            if locked:
+                self._write_lock.release()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
