@@ -268,12 +268,43 @@ def http_target(client: httpx.Client, headers: dict[str, str] | None = None,
     return lambda n: http_latencies(client, "/chat/completions", BODY, n, headers, keep)
 
 
+def _schema_name(tag: str) -> str:
+    return "wb_bench_" + re.sub(r"[^a-z0-9_]", "_", tag.lower())
+
+
+def scratch_schema(url: str, tag: str) -> str:
+    """A fresh schema in the Postgres database for this run (dropped at the end), so the
+    run neither reads nor disturbs the tables already there; returns the URL using it."""
+    from sqlalchemy import create_engine, text
+
+    from workbench.store import normalize_url
+
+    name = _schema_name(tag)
+    engine = create_engine(normalize_url(url))
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {name}"))
+    engine.dispose()
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{name}"
+
+
+def drop_scratch_schema(url: str, tag: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from workbench.store import normalize_url
+
+    engine = create_engine(normalize_url(url))
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {_schema_name(tag)} CASCADE"))
+    engine.dispose()
+
+
 def bench_key(gateway: Any) -> tuple[str, str]:
     """A key with a USD budget and rpm/tpm limits in a team that has them too."""
     gateway.policy.set_team("bench", budget_usd=1_000_000.0, rpm=10_000_000,
-                           tpm=10_000_000_000)
+                           tpm=2_000_000_000)
     return gateway.policy.create_key(team="bench", models=[MODEL], budget_usd=1_000.0,
-                                     rpm=10_000_000, tpm=10_000_000_000)
+                                     rpm=10_000_000, tpm=2_000_000_000)
 
 
 def measure_latency(targets: dict[str, Target], rounds: int, per_round: int,
@@ -325,8 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency-n", type=int, default=200, help="Sequential calls per round.")
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--postgres-url", default=os.environ.get("WORKBENCH_BENCH_POSTGRES_URL"),
-                    help="Also run the workbench proxy on this PostgreSQL store (its "
-                         "governance tables get a bench key; use a scratch database).")
+                    help="Also run the workbench proxy on this PostgreSQL database (in a "
+                         "scratch schema created for the run and dropped after it).")
     args = ap.parse_args(argv)
     if args.quick:
         # Complete but short: every target, every table (about a minute without LiteLLM).
@@ -359,11 +390,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.postgres_url:
                 from workbench.store import Store
 
-                pg_gateway = Gateway(load_settings(cfg, environ={}),
-                                     store=Store(args.postgres_url))
+                pg_store_url = scratch_schema(args.postgres_url, work.name)
+                pg_gateway = Gateway(load_settings(cfg, environ={}), store=Store(pg_store_url))
                 _, pg_secret = bench_key(pg_gateway)
                 pg_port = free_port()
-                children.append(start_workbench(work, cfg, pg_port, args.postgres_url))
+                children.append(start_workbench(work, cfg, pg_port, pg_store_url))
                 pg_url = f"http://127.0.0.1:{pg_port}/v1"
             litellm_url: str | None = None
             litellm_note = "skipped (--no-litellm)"
@@ -504,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
             gateway.close()
             if pg_gateway is not None:
                 pg_gateway.close()
+                drop_scratch_schema(args.postgres_url, work.name)
     return 0
 
 

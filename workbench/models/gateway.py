@@ -247,10 +247,11 @@ class Gateway:
             error_code=error.code if error else None, redactions=redactions,
             trace_id=trace_id)
         with self.store.write() as conn:
+            # Lock order as in govern(): rate windows, then keys and teams.
+            self.policy.add_tokens(self.principal, tokens_delta, conn)
             if release is not None:
                 self.policy.settle(release, cost_usd, conn)
             ledger_mod.record(conn, entry)
-            self.policy.add_tokens(self.principal, tokens_delta, conn)
 
     def _restarted(self, call: Callable[[], Any]) -> Any:
         """Run ``call``; if keys or teams changed since this view's principal was read
@@ -370,6 +371,10 @@ class Gateway:
         with self.store.write() as conn:
             cost, anomaly = 0.0, None
             if outcome != "cached":
+                # Rate windows first, then keys and teams: the order the first transaction
+                # takes its row locks in (two orders would deadlock on Postgres).
+                # tpm counted the expected prompt when the call started: correct to actual.
+                self.policy.add_tokens(self.principal, t_in + t_out - prep.tokens_est, conn)
                 cost, anomaly = self._settle_call(conn, prep.reservation, spec, usage,
                                                   endpoint="chat", trace_id=prep.trace_id)
             ledger_mod.record(conn, ledger_mod.Entry(
@@ -382,9 +387,6 @@ class Gateway:
                 conn.execute(delete(response_cache).where(response_cache.c.key == prep.cache_key))
                 conn.execute(insert(response_cache).values(
                     key=prep.cache_key, model=spec.name, response=resp, created_at=time.time()))
-            if outcome != "cached":
-                # tpm counted the expected prompt when the call started: correct to actual.
-                self.policy.add_tokens(self.principal, t_in + t_out - prep.tokens_est, conn)
         return ChatResult(response=resp, trace_id=prep.trace_id, model=spec.name,
                           cost_usd=cost, latency_ms=latency, cached=outcome == "cached",
                           redactions=prep.redactions,
@@ -645,6 +647,8 @@ class Gateway:
                                  "total_tokens": usage.prompt_tokens}
             latency = (time.perf_counter() - started) * 1000
             with self.store.write() as conn:
+                # Lock order as in govern(): rate windows, then keys and teams.
+                self.policy.add_tokens(self.principal, usage.prompt_tokens - expected, conn)
                 cost, anomaly = self._settle_call(conn, reservation, spec, usage,
                                                   endpoint="embeddings", trace_id=trace_id)
                 ledger_mod.record(conn, ledger_mod.Entry(
@@ -652,7 +656,6 @@ class Gateway:
                     team=self.principal.team, model=spec.name, provider=spec.provider,
                     tokens_in=usage.prompt_tokens, cost_usd=cost, latency_ms=latency,
                     redactions=redactions, trace_id=trace_id, anomaly=anomaly))
-                self.policy.add_tokens(self.principal, usage.prompt_tokens - expected, conn)
         return EmbeddingResult(response=resp, trace_id=trace_id, model=spec.name,
                                cost_usd=cost, latency_ms=latency)
 

@@ -62,6 +62,7 @@ from workbench.store import (
 )
 
 KEY_PREFIX = "wb-"
+MAX_LIMIT = 2**31 - 1  # rpm/tpm columns are 32-bit integers
 LOCAL_TEAM = "local"
 
 
@@ -240,6 +241,9 @@ def _check_limits(budget_usd: float | None, rpm: int | None, tpm: int | None) ->
     for name, val in (("rpm", rpm), ("tpm", tpm)):
         if val is not None and val <= 0:
             raise BadRequest(f"{name} must be a positive integer")
+        if val is not None and val > MAX_LIMIT:
+            # The columns are 32-bit integers (Postgres refuses larger values).
+            raise BadRequest(f"{name} must be at most {MAX_LIMIT}")
 
 
 class Policy:
