@@ -416,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
             print("workbench: budgets + rpm/tpm on key and team, guardrails mask, "
                   "SQLite store (WAL), uvicorn 1 process, asyncio loop, h11")
             print("floor: raw ASGI pass-through (floor_proxy.py), uvicorn 1 process, asyncio "
-                  "loop, h11, httpx.AsyncClient; no auth, parsing or store")
+                  "loop, h11, httpx.Client in a worker thread (as ours); no auth, parsing or "
+                  "store")
             pg_note = (f"workbench proxy on {args.postgres_url.split('@')[-1]}" if pg_url
                        else "skipped (no --postgres-url)")
             print(f"postgres: {pg_note}")
