@@ -473,6 +473,10 @@ class Policy:
                 return
             exists = conn.execute(_window_exists_stmt(),
                                   {"b_subject": subject, "b_window": window}).first()
+            if exists and stmt.run(conn, params).rowcount == 1:
+                # Postgres: another call created the window and committed between our
+                # UPDATE (which saw no row) and the SELECT; the UPDATE decides, again.
+                return
             if exists:
                 kind = subject.split(":", 1)[0]
                 raise RateLimited(f"{kind} rate limit reached (rpm={rpm}, tpm={tpm}); retry "
