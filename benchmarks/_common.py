@@ -16,7 +16,7 @@ import socket
 import statistics
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,7 +121,8 @@ class Child:
 
 # -- sequential latency ------------------------------------------------------------------
 def http_latencies(client: httpx.Client, path: str, body: dict[str, Any], n: int,
-                   headers: dict[str, str] | None = None) -> list[float]:
+                   headers: dict[str, str] | None = None,
+                   on_response: Callable[[httpx.Response], None] | None = None) -> list[float]:
     """``n`` sequential POSTs on one keep-alive httpx client; latencies in ms."""
     out = []
     for _ in range(n):
@@ -130,6 +131,8 @@ def http_latencies(client: httpx.Client, path: str, body: dict[str, Any], n: int
         out.append((time.perf_counter() - t0) * 1000)
         if resp.status_code != 200:
             raise RuntimeError(f"{client.base_url}{path} -> {resp.status_code}: {resp.text[:300]}")
+        if on_response is not None:
+            on_response(resp)
     return out
 
 

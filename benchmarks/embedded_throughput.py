@@ -76,7 +76,7 @@ class RawWorker:
 
 
 class GatewayWorker:
-    def __init__(self, n_threads: int, data_dir: Path):
+    def __init__(self, n_threads: int, data_dir: Path, lag64: bool = False):
         from workbench.config import Settings
         from workbench.models.gateway import Gateway
 
@@ -86,6 +86,10 @@ class GatewayWorker:
         _key_id, secret = self.base.policy.create_key(
             team="bench", models=[MODEL], budget_usd=10.0, rpm=100_000, tpm=100_000_000)
         self.gw = self.base.as_key(secret)
+        if lag64:
+            # The stream redactor as it was: a fixed 64-character lag (what custom
+            # recognizers still get), for a same-run comparison of time to first token.
+            self.base.guardrails.known_shapes = False
 
     def run(self, max_tokens: int) -> dict[str, Any]:
         t0 = time.perf_counter()
@@ -110,7 +114,8 @@ def worker_main(kind: str, n_threads: int) -> int:
     os.dup2(2, 1)
     with tempfile.TemporaryDirectory(prefix="wb-embed-") as tmp:
         t0 = time.perf_counter()
-        worker = RawWorker(n_threads) if kind == "raw" else GatewayWorker(n_threads, Path(tmp))
+        worker = (RawWorker(n_threads) if kind == "raw"
+                  else GatewayWorker(n_threads, Path(tmp), lag64=kind == "gateway-lag64"))
         worker.run(8)  # load the weights and warm the caches
         proto.write(json.dumps({"ready": True, "load_s": time.perf_counter() - t0,
                                 "rss_after_load_mb": _rss_mb()}) + "\n")
@@ -166,7 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ttft-reps", type=int, default=5)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--worker", choices=["raw", "gateway"], help=argparse.SUPPRESS)
+    ap.add_argument("--ttft-only", action="store_true",
+                    help="Only time to first token: raw, gateway, and gateway with the old "
+                         "64-character redactor lag (gateway-lag64).")
+    ap.add_argument("--worker", choices=["raw", "gateway", "gateway-lag64"],
+                    help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         return worker_main(args.worker, args.threads)
@@ -179,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine_note()}")
     print(f"model: {smollm2_path().name}, n_threads={args.threads}, temperature 0, "
           f"max_tokens={args.max_tokens}, {args.reps} interleaved reps")
+    if args.ttft_only:
+        return ttft_only(args)
     workers = {"raw": Worker("raw", args.threads), "gateway": Worker("gateway", args.threads)}
     try:
         runs: dict[str, list[dict[str, Any]]] = {k: [] for k in workers}
@@ -228,6 +239,28 @@ def main(argv: list[str] | None = None) -> int:
     for kind in workers:
         each = " ".join(f"{r['tokens'] / r['seconds']:.1f}" for r in runs[kind])
         print(f"  tokens/s per rep, {kind}: {each}")
+    return 0
+
+
+def ttft_only(args: argparse.Namespace) -> int:
+    """Time to first visible token, raw vs gateway vs gateway with the old lag; each
+    repetition runs the three back to back (rotating), so paired differences cancel load."""
+    kinds = ["raw", "gateway", "gateway-lag64"]
+    workers = {k: Worker(k, args.threads) for k in kinds}
+    out: dict[str, list[float]] = {k: [] for k in kinds}
+    try:
+        for rep in range(args.ttft_reps):
+            for kind in kinds[rep % 3:] + kinds[:rep % 3]:
+                res = workers[kind].ask(op="ttft", i=rep, max_tokens=args.max_tokens)
+                out[kind].append(res["ttft"] * 1000)
+    finally:
+        for w in workers.values():
+            w.close()
+    print_table("time to first visible token (ms)", ["path", "median", "each"],
+                [[k, median(v), " ".join(f"{x:.0f}" for x in v)] for k, v in out.items()])
+    for kind in kinds[1:]:
+        diffs = [g - r for r, g in zip(out["raw"], out[kind], strict=True)]
+        print(f"  {kind} - raw, paired median: {median(diffs):+.1f} ms")
     return 0
 
 

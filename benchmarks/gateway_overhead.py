@@ -3,8 +3,12 @@ reference, all measured in the same run on the same machine.
 
 Targets (each against the same mock upstream, in its own process):
   mock direct      httpx straight to the mock: the baseline
+  floor proxy      a minimal pass-through proxy (floor_proxy.py: uvicorn + httpx, no
+                   governance): what any Python proxy on this stack pays
   python api       ``gateway.as_key(key).chat(...)`` in this process
   workbench proxy  ``workbench gateway`` (uvicorn + create_app) in a child process
+  workbench proxy (postgres)  the same on a PostgreSQL store (throughput only; with
+                   --postgres-url or WORKBENCH_BENCH_POSTGRES_URL)
   litellm proxy    ``litellm --config ...`` (litellm[proxy]==1.109.1) from its own venv
 
 The workbench key has a USD budget and rpm/tpm limits (and so does its team), so every
@@ -190,12 +194,15 @@ output_usd_per_mtok = 0.60
     return cfg
 
 
-def start_workbench(work: Path, cfg: Path, port: int) -> Child:
+def start_workbench(work: Path, cfg: Path, port: int, store_url: str | None = None) -> Child:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
     env["WORKBENCH_CONFIG"] = str(cfg)
+    if store_url:
+        env["WORKBENCH_STORE_URL"] = store_url
     argv = [sys.executable, "-c", "from workbench.cli import main; main()",
             "gateway", "--host", "127.0.0.1", "--port", str(port)]
-    child = Child("workbench proxy", argv, cwd=work, env=env, log=work / "workbench.log")
+    log = work / f"workbench{'-pg' if store_url else ''}.log"
+    child = Child("workbench proxy", argv, cwd=work, env=env, log=log)
     child.wait_http(f"http://127.0.0.1:{port}/healthz", timeout_s=120)
     return child
 
@@ -213,16 +220,20 @@ def count_store_work(gateway: Any, calls: int = 20) -> tuple[float, float]:
     def on_sql(*_a: Any) -> None:
         counts["sql"] += 1
 
+    from workbench.store import HotStatement
+
     gateway.chat(BODY["messages"], model=MODEL, max_tokens=BODY["max_tokens"])
     engine = gateway.store.engine
     event.listen(engine, "begin", on_begin)
     event.listen(engine, "before_cursor_execute", on_sql)
+    hot = HotStatement.executed  # run on the DBAPI cursor: no SQLAlchemy event fires
     try:
         for _ in range(calls):
             gateway.chat(BODY["messages"], model=MODEL, max_tokens=BODY["max_tokens"])
     finally:
         event.remove(engine, "begin", on_begin)
         event.remove(engine, "before_cursor_execute", on_sql)
+    counts["sql"] += HotStatement.executed - hot
     return counts["tx"] / calls, counts["sql"] / calls
 
 
@@ -241,8 +252,59 @@ def python_api_target(gw: Any) -> Target:
     return run
 
 
-def http_target(client: httpx.Client, headers: dict[str, str] | None = None) -> Target:
-    return lambda n: http_latencies(client, "/chat/completions", BODY, n, headers)
+def start_floor(work: Path, upstream: str, port: int) -> Child:
+    argv = [sys.executable, str(Path(__file__).resolve().parent / "floor_proxy.py"),
+            "--port", str(port), "--upstream", upstream]
+    child = Child("floor proxy", argv, cwd=work, log=work / "floor.log")
+    child.wait_http(f"http://127.0.0.1:{port}/healthz", timeout_s=60)
+    return child
+
+
+def http_target(client: httpx.Client, headers: dict[str, str] | None = None,
+                overheads: list[float] | None = None) -> Target:
+    def keep(resp: httpx.Response) -> None:
+        if overheads is not None and "x-workbench-overhead-ms" in resp.headers:
+            overheads.append(float(resp.headers["x-workbench-overhead-ms"]))
+    return lambda n: http_latencies(client, "/chat/completions", BODY, n, headers, keep)
+
+
+def _schema_name(tag: str) -> str:
+    return "wb_bench_" + re.sub(r"[^a-z0-9_]", "_", tag.lower())
+
+
+def scratch_schema(url: str, tag: str) -> str:
+    """A fresh schema in the Postgres database for this run (dropped at the end), so the
+    run neither reads nor disturbs the tables already there; returns the URL using it."""
+    from sqlalchemy import create_engine, text
+
+    from workbench.store import normalize_url
+
+    name = _schema_name(tag)
+    engine = create_engine(normalize_url(url))
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {name}"))
+    engine.dispose()
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{name}"
+
+
+def drop_scratch_schema(url: str, tag: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from workbench.store import normalize_url
+
+    engine = create_engine(normalize_url(url))
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {_schema_name(tag)} CASCADE"))
+    engine.dispose()
+
+
+def bench_key(gateway: Any) -> tuple[str, str]:
+    """A key with a USD budget and rpm/tpm limits in a team that has them too."""
+    gateway.policy.set_team("bench", budget_usd=1_000_000.0, rpm=10_000_000,
+                           tpm=2_000_000_000)
+    return gateway.policy.create_key(team="bench", models=[MODEL], budget_usd=1_000.0,
+                                     rpm=10_000_000, tpm=2_000_000_000)
 
 
 def measure_latency(targets: dict[str, Target], rounds: int, per_round: int,
@@ -293,10 +355,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency-rounds", type=int, default=5)
     ap.add_argument("--latency-n", type=int, default=200, help="Sequential calls per round.")
     ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--postgres-url", default=os.environ.get("WORKBENCH_BENCH_POSTGRES_URL"),
+                    help="Also run the workbench proxy on this PostgreSQL database (in a "
+                         "scratch schema created for the run and dropped after it).")
     args = ap.parse_args(argv)
     if args.quick:
-        args.duration, args.load_rounds, args.latency_rounds = 1.0, 1, 1
-        args.latency_n, args.warmup = 20, 5
+        # Complete but short: every target, every table (about a minute without LiteLLM).
+        args.duration, args.load_rounds, args.latency_rounds = 3.0, 1, 2
+        args.latency_n, args.warmup = 100, 20
 
     from workbench.config import load_settings
     from workbench.models.gateway import Gateway
@@ -309,19 +375,33 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         cfg = write_workbench_config(work, mock.base_url)
         gateway = Gateway(load_settings(cfg, environ={}))
-        gateway.policy.set_team("bench", budget_usd=1_000_000.0, rpm=10_000_000,
-                                tpm=10_000_000_000)
-        key_id, secret = gateway.policy.create_key(
-            team="bench", models=[MODEL], budget_usd=1_000.0, rpm=10_000_000,
-            tpm=10_000_000_000)
+        key_id, secret = bench_key(gateway)
         gw_key = gateway.as_key(secret)
+        pg_gateway: Any = None
         try:
             wb_port = free_port()
             children.append(start_workbench(work, cfg, wb_port))
             wb_url = f"http://127.0.0.1:{wb_port}/v1"
+            floor_port = free_port()
+            children.append(start_floor(work, mock.base_url, floor_port))
+            floor_url = f"http://127.0.0.1:{floor_port}/v1"
+            pg_url: str | None = None
+            pg_secret = ""
+            if args.postgres_url:
+                from workbench.store import Store
+
+                pg_store_url = scratch_schema(args.postgres_url, work.name)
+                pg_gateway = Gateway(load_settings(cfg, environ={}), store=Store(pg_store_url))
+                _, pg_secret = bench_key(pg_gateway)
+                pg_port = free_port()
+                children.append(start_workbench(work, cfg, pg_port, pg_store_url))
+                pg_url = f"http://127.0.0.1:{pg_port}/v1"
             litellm_url: str | None = None
             litellm_note = "skipped (--no-litellm)"
-            if not args.no_litellm:
+            if not args.no_litellm and args.quick and _installed_litellm(args.litellm_venv) is None:
+                litellm_note = (f"skipped: {args.litellm_venv} is absent and --quick does not "
+                                "build it (a full run does, once)")
+            elif not args.no_litellm:
                 try:
                     exe = ensure_litellm(args.litellm_venv)
                     ll_port = free_port()
@@ -335,6 +415,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"upstream: mock at {mock.base_url} (raw asyncio, own process)")
             print("workbench: budgets + rpm/tpm on key and team, guardrails mask, "
                   "SQLite store (WAL), uvicorn 1 process, asyncio loop, h11")
+            print("floor: raw ASGI pass-through (floor_proxy.py), uvicorn 1 process, asyncio "
+                  "loop, h11, httpx.Client in a worker thread (as ours); no auth, parsing or "
+                  "store")
+            pg_note = (f"workbench proxy on {args.postgres_url.split('@')[-1]}" if pg_url
+                       else "skipped (no --postgres-url)")
+            print(f"postgres: {pg_note}")
             print(f"litellm: {litellm_note}")
             tx, sql = count_store_work(gw_key)
             print(f"store work per governed chat call (python api): {tx:.1f} transactions, "
@@ -342,13 +428,16 @@ def main(argv: list[str] | None = None) -> int:
 
             auth = {"authorization": f"Bearer {secret}"}
             ll_auth = {"authorization": f"Bearer {LITELLM_MASTER_KEY}"}
+            overheads: list[float] = []
             with httpx.Client(base_url=mock.base_url) as c_mock, \
                     httpx.Client(base_url=wb_url) as c_wb, \
+                    httpx.Client(base_url=floor_url) as c_floor, \
                     httpx.Client(base_url=litellm_url or mock.base_url, timeout=30) as c_ll:
                 lat_targets: dict[str, Target] = {
                     "mock direct": http_target(c_mock),
+                    "floor proxy": http_target(c_floor),
                     "python api": python_api_target(gw_key),
-                    "workbench proxy": http_target(c_wb, auth),
+                    "workbench proxy": http_target(c_wb, auth, overheads),
                 }
                 if litellm_url:
                     lat_targets["litellm proxy"] = http_target(c_ll, ll_auth)
@@ -368,7 +457,11 @@ def main(argv: list[str] | None = None) -> int:
                         "per percentile)",
                         ["target", "n", "p50", "p90", "p99", "added p50", "added p99"], rows)
 
-            load_targets = {"mock direct": (mock.base_url, {}), "workbench proxy": (wb_url, auth)}
+            load_targets = {"mock direct": (mock.base_url, {}), "floor proxy": (floor_url, {}),
+                            "workbench proxy": (wb_url, auth)}
+            if pg_url:
+                load_targets["workbench proxy (postgres)"] = (
+                    pg_url, {"authorization": f"Bearer {pg_secret}"})
             if litellm_url:
                 load_targets["litellm proxy"] = (litellm_url, ll_auth)
             print(f"\nthroughput: {args.concurrency} concurrent keep-alive clients, "
@@ -392,10 +485,25 @@ def main(argv: list[str] | None = None) -> int:
             add_py = percentile(lat["python api"], 50) - base50
             add_wb = percentile(lat["workbench proxy"], 50) - base50
             add_wb99 = percentile(lat["workbench proxy"], 99) - base99
+            add_fl = percentile(lat["floor proxy"], 50) - base50
+            add_fl99 = percentile(lat["floor proxy"], 99) - base99
+            print(f"  floor proxy adds     p50 {add_fl:6.2f} ms   p99 {add_fl99:6.2f} ms   "
+                  f"sustains {rps['floor proxy']:.0f} req/s @ {args.concurrency}")
             print(f"  python api adds      p50 {add_py:6.2f} ms   "
                   f"p99 {percentile(lat['python api'], 99) - base99:6.2f} ms")
             print(f"  workbench proxy adds p50 {add_wb:6.2f} ms   p99 {add_wb99:6.2f} ms   "
-                  f"sustains {rps['workbench proxy']:.0f} req/s @ {args.concurrency}")
+                  f"sustains {rps['workbench proxy']:.0f} req/s @ {args.concurrency} (SQLite)")
+            if pg_url:
+                print(f"  workbench proxy on PostgreSQL sustains "
+                      f"{rps['workbench proxy (postgres)']:.0f} req/s @ {args.concurrency}")
+            if overheads:
+                print(f"  x-workbench-overhead-ms (server-side, upstream excluded, one at a "
+                      f"time): p50 {percentile(overheads, 50):.2f}  p99 "
+                      f"{percentile(overheads, 99):.2f}")
+            print(f"  governance over the floor: p50 +{add_wb - add_fl:.2f} ms, p99 "
+                  f"+{add_wb99 - add_fl99:.2f} ms; added latency ours/floor p50 "
+                  f"x{ratio(add_wb, add_fl):.2f}; req/s ours/floor "
+                  f"x{ratio(rps['workbench proxy'], rps['floor proxy']):.2f}")
             if litellm_url:
                 add_ll = percentile(lat["litellm proxy"], 50) - base50
                 add_ll99 = percentile(lat["litellm proxy"], 99) - base99
@@ -405,8 +513,12 @@ def main(argv: list[str] | None = None) -> int:
                       f"p99 x{ratio(add_wb99, add_ll99):.2f} (lower is better); "
                       f"req/s x{ratio(rps['workbench proxy'], rps['litellm proxy']):.2f} "
                       "(higher is better)")
+                print(f"  added p50, floor / ours / litellm: {add_fl:.2f} / {add_wb:.2f} / "
+                      f"{add_ll:.2f} ms (x1 / x{ratio(add_wb, add_fl):.2f} / "
+                      f"x{ratio(add_ll, add_fl):.2f}); req/s {rps['floor proxy']:.0f} / "
+                      f"{rps['workbench proxy']:.0f} / {rps['litellm proxy']:.0f}")
             else:
-                print("  litellm proxy: not measured")
+                print(f"  litellm proxy: not measured ({litellm_note})")
 
             from sqlalchemy import func, select
 
@@ -422,6 +534,9 @@ def main(argv: list[str] | None = None) -> int:
             for child in reversed(children):
                 child.stop()
             gateway.close()
+            if pg_gateway is not None:
+                pg_gateway.close()
+                drop_scratch_schema(args.postgres_url, work.name)
     return 0
 
 

@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                           "workbench.prompts.schema", "workbench.sessions.schema",
                           "workbench.classroom.schema", "workbench.retrieval.cache",
                           "workbench.models.readiness", "workbench.models.tool_schema",
+                          "workbench.models.principal_cache",
                           # a joined classroom is part of loading settings
                           "workbench.classroom.attendee", "workbench.classroom.client")),
     ("sessions", ("workbench.sessions",)),

@@ -52,9 +52,11 @@ def test_mock_upstream_speaks_openai() -> None:
 
 def test_gateway_overhead_quick() -> None:
     out = run_script("gateway_overhead.py", "--no-litellm")
-    for target in ("mock direct", "python api", "workbench proxy"):
+    for target in ("mock direct", "floor proxy", "python api", "workbench proxy"):
         assert re.search(rf"^{target}\s+\d", out, re.M), out
     assert "litellm proxy: not measured" in out
+    assert number_after("one at a time): p50", out) >= 0  # x-workbench-overhead-ms
+    assert "governance over the floor" in out
     assert number_after("sustains", out) > 0
     assert "0 open reservations" in out
     assert number_after("governance check:", out) > 0  # ledger rows written for the key

@@ -27,7 +27,7 @@ TABLES = {"teams", "keys", "rate_windows", "ledger", "audit", "response_cache",
           "feedback_requests", "probe_runs", "probe_results", "trace_claims", "store_probe",
           "eval_runs", "eval_samples", "eval_scores", "eval_judge_cache", "prompts",
           "prompt_labels", "prompt_deployments", "chat_sessions", "chat_turns", "classrooms",
-          "tool_allowlists", "tool_events"}
+          "tool_allowlists", "tool_events", "principal_epoch"}
 
 
 def _tables(store: Store) -> set[str]:

@@ -55,6 +55,7 @@ def test_unknown_revoked_expired_keys(any_store: Store) -> None:
     ({"team": ""}, "--team"),
     ({"team": "t", "budget_usd": -1}, "budget"),
     ({"team": "t", "rpm": 0}, "rpm"),
+    ({"team": "t", "tpm": 10_000_000_000}, "tpm"),  # over the 32-bit column (Postgres)
     ({"team": "t", "models": " , "}, "--models"),
     ({"team": "t", "guardrail_mode": "shred"}, "guardrail"),
 ])

@@ -337,6 +337,9 @@ SECRET_PATTERNS = [
 SECRET_HINTS = ("-----BEGIN", "eyJ", "sk-", "wb-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_",
                 "ghs_", "ghr_", "xox", "AIza", "glpat-")
 _SEP = r"[ .\-\n]"
+# Every built-in finding holds a digit (cards, phones, IBANs, IPv4), "@" (emails), ":"
+# (IPv6) or a secret's prefix, in normalised text (other scripts' digits are folded).
+_ANY_PII_CHAR = re.compile("[0-9@:]|" + "|".join(re.escape(h) for h in SECRET_HINTS))
 
 
 def default_recognizers() -> list[Recognizer]:
@@ -382,6 +385,20 @@ class Guardrails:
 
     def __init__(self, recognizers: Iterable[Recognizer] | None = None):
         self.recognizers: list[Recognizer] = list(recognizers or default_recognizers())
+        self._custom = recognizers is not None
+        self._n_builtin = len(self.recognizers)
+
+    @property
+    def known_shapes(self) -> bool:
+        """Whether every recognizer is a built-in, whose shapes this module knows: then
+        text without a digit, ``@``, ``:`` or a secret's prefix is skipped at once, and
+        streams release text early (:func:`open_tail`). Others (names, addresses) may
+        match any words."""
+        return not self._custom and len(self.recognizers) == self._n_builtin
+
+    @known_shapes.setter
+    def known_shapes(self, value: bool) -> None:
+        self._custom = not value
 
     def add(self, recognizer: Recognizer) -> None:
         """Add a recognizer (after the built-ins)."""
@@ -389,6 +406,8 @@ class Guardrails:
 
     def scan_normalised(self, norm: Normalised) -> list[Finding]:
         """Findings in already-normalised text, as spans of the original text."""
+        if self.known_shapes and _ANY_PII_CHAR.search(norm.text) is None:
+            return []  # most strings of a body: roles, ids, words, finish reasons
         found: list[Finding] = []
         for rec in self.recognizers:
             found.extend(rec.find(norm.text))
@@ -439,30 +458,109 @@ class Guardrails:
         return red
 
 
+# Streaming: which tail of the text a later chunk could still turn into (part of) a
+# finding. Every built-in pattern that can span white space (cards, phone numbers,
+# IBANs) is made of these characters between single (phones: up to two) white-space
+# characters, and is at most ~45 normalised characters long; every other pattern (emails,
+# secrets, IPs, JWTs) holds no white space at all. PEM blocks are kept whole separately.
+_SPANNING_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789().+-")
+_SPANNING_MAX = 64  # > the longest finding that can span white space (an IBAN, 44)
+_SPACE = frozenset(" \n")
+_OPEN_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{0,3})?\Z")
+_NO_START = frozenset(".-)")  # such matches start with a digit, a capital, "+" or "("
+
+
+def open_tail(text: str) -> int:
+    """Where the part of normalised ``text`` that more text could still make part of a
+    finding begins: its last white-space-free token, and before it any chain of tokens
+    a card, phone number or IBAN could be spread over (digits, capitals, ``().+-``,
+    separated by one or two spaces), up to :data:`_SPANNING_MAX` characters back. The
+    result is a token start (after a space) unless capped."""
+    n = len(text)
+    i = n
+    while i > 0 and text[i - 1] not in _SPACE:
+        i -= 1
+    if any(c not in _SPANNING_CHARS for c in text[i:]):
+        return i  # the last token may grow into an email, a secret, ...; nothing spans it
+    floor = max(0, n - _SPANNING_MAX)
+    pos = i
+    while pos > floor:
+        gap = pos
+        while gap > 0 and text[gap - 1] in _SPACE:
+            gap -= 1
+        if pos - gap > 2:
+            break  # three spaces: no pattern spans them
+        k = gap
+        while k > floor and text[k - 1] in _SPANNING_CHARS:
+            k -= 1
+        first = k
+        while first < gap and text[first] in _NO_START:
+            first += 1
+        if first == gap:
+            break  # nothing before the space that a spanning match could start with
+        if k > 0 and text[k - 1] not in _SPACE:
+            # The token holds other characters: a match can start inside it only; keep
+            # the whole token with the tail, so the text released before it ends at a
+            # space and is masked with the same context the whole text would give it.
+            while k > 0 and text[k - 1] not in _SPACE:
+                k -= 1
+            pos = k
+            break
+        pos = k
+    return pos
+
+
+def _mask_spans(text: str, findings: list[Finding]) -> str:
+    spans = sorted((f.start, f.end, f.kind) for f in findings)
+    parts, pos = [], 0
+    for start, end, kind in spans:
+        if end <= pos:
+            continue
+        if start < pos:  # overlapping spans: extend the mask already written
+            pos = end
+            continue
+        parts.append(text[pos:start])
+        parts.append(f"[{kind}]")
+        pos = end
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
 class StreamRedactor:
     """Masks PII in streamed text without seeing it whole.
 
-    Text is held back until at least ``holdback`` characters of normalised text follow it
-    (invisible characters do not count, so padding a value with zero-width characters
-    cannot push its head out early), and is released only up to a point that no finding
-    spans, so a card number or email split across chunks is still seen (and masked) in
-    one piece. The cost: output lags by ``holdback`` characters, flushed when the stream
-    ends.
+    Text is released as soon as no later chunk can make it part of a finding: everything
+    before :func:`open_tail` of what is held (normalised, so invisible padding does not
+    count), and never up to a point a finding spans, so a card number or email split
+    across chunks is still seen (and masked) in one piece. Prose flows out a word behind
+    the model; a run of digits or capitals waits for the word that ends it (at most
+    ~64 characters of it), a token waits for the space after it, a PEM block for its END
+    line. ``holdback`` (optional) holds at least that many characters back as well.
     """
 
     max_buffer = 16_384
 
-    def __init__(self, guardrails: Guardrails, holdback: int = 64):
+    def __init__(self, guardrails: Guardrails, holdback: int = 0):
         self.guardrails = guardrails
-        self.holdback = holdback
+        # Custom recognizers: no knowledge of what they match, so the old fixed lag.
+        self.holdback = holdback if guardrails.known_shapes else max(holdback, 64)
         self._pending = ""
         self.findings: list[Finding] = []
 
-    def _release(self, upto: int) -> str:
+    @property
+    def held(self) -> int:
+        """How many characters (of the original text) are held back right now."""
+        return len(self._pending)
+
+    def _release(self, upto: int, known: Iterable[Finding] = ()) -> str:
         head, self._pending = self._pending[:upto], self._pending[upto:]
-        red = self.guardrails.mask(head)
-        self.findings.extend(red.findings)
-        return red.text
+        # The head is masked with its own findings and with those seen in the longer
+        # text it was cut from (context after the cut can only confirm a finding).
+        own = self.guardrails.scan(head)
+        extra = [f for f in known if f.end <= upto and not any(
+            o.start <= f.start and f.end <= o.end for o in own)]
+        self.findings.extend(own + extra)
+        return _mask_spans(head, own + extra) if own or extra else head
 
     def feed(self, text: str) -> str:
         """Add a piece of the stream; return what can be released (masked), maybe ""."""
@@ -472,10 +570,18 @@ class StreamRedactor:
             # sees) rather than release a value they pad.
             self._pending = "".join(c for c in self._pending if c in "\r\n" or _fold(c))
         norm = normalise(self._pending)
-        if len(norm.text) <= self.holdback:
+        end = len(norm.text) - self.holdback
+        if self.guardrails.known_shapes:
+            # A JSON escape cut in two ("\\u00" + "34") reads as a digit, a space or
+            # anything once complete: judge the text as if it stopped before it.
+            seen = norm.text
+            partial = _OPEN_ESCAPE.search(seen)
+            end = min(end, open_tail(seen[:partial.start()] if partial else seen))
+        if end <= 0:
             return ""
-        cut = norm.original_start(len(norm.text) - self.holdback)
-        for f in self.guardrails.scan_normalised(norm):
+        cut = norm.original_start(end)
+        found = self.guardrails.scan_normalised(norm)
+        for f in found:
             if f.start < cut < f.end:
                 cut = f.start  # never split a finding
         # A PEM block is longer than any holdback: keep it whole until its END line (capped,
@@ -484,7 +590,7 @@ class StreamRedactor:
         if 0 <= begin < cut and "-----END" not in self._pending[begin:] \
                 and len(self._pending) < self.max_buffer:
             cut = begin
-        return self._release(cut) if cut > 0 else ""
+        return self._release(cut, found) if cut > 0 else ""
 
     def flush(self) -> str:
         """Release (masked) everything still held back."""

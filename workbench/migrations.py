@@ -172,6 +172,14 @@ def _m80_classrooms(conn: Connection) -> None:
     _create(conn, (classrooms,))
 
 
+def _m90_principal_epoch(conn: Connection) -> None:
+    # A counter every key/team change bumps (triggers), read by each governed call:
+    # cached principals stay exact across processes and replicas.
+    from workbench.models.principal_cache import apply_migration
+
+    apply_migration(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "governance", _m1_governance),
     Migration(10, "budget_hardening", _m10_budget_hardening),
@@ -189,6 +197,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(72, "feedback_session", _m72_feedback_session),
     Migration(73, "sessions", _m73_sessions),
     Migration(80, "classrooms", _m80_classrooms),
+    Migration(90, "principal_epoch", _m90_principal_epoch),
     # Append new migrations here (see the module docstring).
 )
 LATEST = MIGRATIONS[-1].version

@@ -181,6 +181,7 @@ class Store:
         self.engine = self._create_engine()
         self._current = False  # every known migration is applied (migrate() checked)
         self._lock = threading.Lock()
+        self._write_lock: threading.RLock | None = threading.RLock() if self.is_sqlite else None
         if migrate:
             self.migrate()
 
@@ -260,8 +261,24 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        with self.engine.connect().execution_options(wb_write=True) as conn, conn.begin():
-            yield conn
+        if self._write_lock is None:
+            with self.engine.connect().execution_options(wb_write=True) as conn, conn.begin():
+                yield conn
+            return
+        # SQLite takes one writer at a time; a second BEGIN IMMEDIATE in this process would
+        # wait in SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and
+        # so turned 16 concurrent calls into p99s of most of a second. Queueing the
+        # writers of this process on a lock wakes the next one as soon as the last commits.
+        # Reentrant: a nested write in one thread behaves as before (SQLite decides). Never
+        # a new deadlock: after the busy timeout's 30 s the writer goes ahead and SQLite
+        # decides, as it did before this lock.
+        locked = self._write_lock.acquire(timeout=30)
+        try:
+            with self.engine.connect().execution_options(wb_write=True) as conn, conn.begin():
+                yield conn
+        finally:
+            if locked:
+                self._write_lock.release()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -279,6 +296,43 @@ class Store:
         return f"Store({self.safe_url!r})"
 
 
+class HotStatement:
+    """A Core statement compiled once per dialect and run straight on the DBAPI cursor of
+    the caller's transaction. For the few statements every governed call runs: SQLAlchemy's
+    per-execute work (cache lookup, events, result objects) cost several times what
+    SQLite takes to run them. Only for statements whose values need no type processing
+    (numbers and plain strings) and whose result is a row count or a few plain rows."""
+
+    executed = 0  # statements run this way, for benchmarks/gateway_overhead.py's count
+
+    __slots__ = ("stmt", "_compiled")
+
+    def __init__(self, stmt: Any):
+        self.stmt = stmt
+        self._compiled: dict[str, tuple[str, Any, tuple[str, ...] | None]] = {}
+
+    def _for(self, dialect: Any) -> tuple[str, Any, tuple[str, ...] | None]:
+        hit = self._compiled.get(dialect.name)
+        if hit is None:
+            compiled = self.stmt.compile(dialect=dialect)
+            positional = dialect.paramstyle in ("qmark", "format", "numeric")
+            hit = (compiled.string, compiled,
+                   tuple(compiled.positiontup or ()) if positional else None)
+            self._compiled[dialect.name] = hit
+        return hit
+
+    def run(self, conn: Connection, params: dict[str, Any] | None = None) -> Any:
+        """Execute inside ``conn``'s transaction; returns the DBAPI cursor (``rowcount``,
+        ``fetchone()``)."""
+        sql, compiled, order = self._for(conn.dialect)
+        full = compiled.construct_params(params or {})
+        args: Any = [full[name] for name in order] if order is not None else full
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(sql, args)
+        HotStatement.executed += 1
+        return cursor
+
+
 # The tables are the store's internals (the workbench's own modules read and write them);
 # code outside the package goes through those modules' functions.
-__all__ = ["Store", "metadata", "normalize_url", "schema_version", "table"]
+__all__ = ["HotStatement", "Store", "metadata", "normalize_url", "schema_version", "table"]

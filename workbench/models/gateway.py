@@ -36,7 +36,9 @@ from workbench.models import metering
 from workbench.models import tools as tool_gov
 from workbench.models.call_spans import call_spans
 from workbench.models.hooks import CallEvents, CallStart, Subscriber
+from workbench.models.overhead import timed_iter, upstream_timer
 from workbench.models.policy import Policy, Principal, Reservation
+from workbench.models.principal_cache import StalePrincipal
 from workbench.models.providers import OpenAICompatibleProvider, Provider
 from workbench.models.redaction import ChunkRedactor, redact_request, redact_response
 from workbench.models.types import ChatRequest, ChatResult, EmbeddingRequest, EmbeddingResult
@@ -50,6 +52,9 @@ TokenSink = Callable[[str], None]
 # Usage corrections worth an audit row (usage_missing alone is only flagged in the ledger).
 AUDITED_ANOMALIES = frozenset({"usage_invalid", "usage_clamped", "charge_above_reservation",
                                "reservation_swept"})
+# A call whose key or team changed under it starts again with the fresh principal; only
+# a key edited this many times during one call's first transaction gives up.
+_STALE_RETRIES = 5
 
 
 def _message_text(msg: Any) -> str:
@@ -238,6 +243,14 @@ class Gateway:
         """A view of this gateway that acts as the principal owning ``key``."""
         return self.bind(principal=self.policy.authenticate(key))
 
+    def as_cached_key(self, key: str) -> Gateway | None:
+        """Like :meth:`as_key` without reading the store, when this process has read the
+        key before; None otherwise. For one governed call (chat, stream, embed): it checks
+        inside its first transaction that the key and team did not change since, and
+        starts again with the fresh principal (or raises AuthError) if they did."""
+        principal = self.policy.authenticate_cached(key)
+        return self.bind(principal=principal) if principal is not None else None
+
     # -- models and providers ------------------------------------------------------------
     def models(self) -> list[ModelSpec]:
         return [s for s in self._specs.values() if self.principal.may_use(s.name)]
@@ -306,15 +319,37 @@ class Gateway:
     def _ledger(self, endpoint: str, outcome: str, *, spec: ModelSpec | None = None,
                 error: WorkbenchError | None = None, trace_id: str, started: float,
                 redactions: int = 0, tokens_in: int = 0, tokens_out: int = 0,
-                cost_usd: float = 0.0) -> None:
-        ledger_mod.record_alone(self.store, ledger_mod.Entry(
+                cost_usd: float = 0.0, release: Reservation | None = None,
+                tokens_delta: int = 0) -> None:
+        """One ledger row, in one write transaction with what else ends the call: the
+        settlement of ``release`` to ``cost_usd`` and a tpm correction of
+        ``tokens_delta``."""
+        entry = ledger_mod.Entry(
             endpoint=endpoint, outcome=outcome, key_id=self.principal.key_id,
             team=self.principal.team, model=spec.name if spec else None,
             provider=spec.provider if spec else None, tokens_in=tokens_in,
             tokens_out=tokens_out, cost_usd=cost_usd,
             latency_ms=(time.perf_counter() - started) * 1000,
             error_code=error.code if error else None, redactions=redactions,
-            trace_id=trace_id))
+            trace_id=trace_id)
+        with self.store.write() as conn:
+            # Lock order as in govern(): rate windows, then keys and teams.
+            self.policy.add_tokens(self.principal, tokens_delta, conn)
+            if release is not None:
+                self.policy.settle(release, cost_usd, conn)
+            ledger_mod.record(conn, entry)
+
+    def _restarted(self, call: Callable[[], Any]) -> Any:
+        """Run ``call``; if keys or teams changed since this view's principal was read
+        (:class:`StalePrincipal`, raised before anything was written), re-read the
+        principal (AuthError if revoked) and run it again."""
+        for _attempt in range(_STALE_RETRIES):
+            try:
+                return call()
+            except StalePrincipal:
+                self.principal = self.policy.refresh(self.principal)
+        raise WorkbenchError("the key's settings kept changing during this request; retry",
+                             code="key_changing", status=503)
 
     @staticmethod
     def _to_request(messages: Messages, params: dict[str, Any]) -> ChatRequest:
@@ -371,9 +406,8 @@ class Gateway:
 
     def _govern(self, prep: _Prepared) -> None:
         """Rate limit, then reserve the worst-case cost over the fallback chain."""
-        self.policy.take_rate(self.principal, prep.tokens_est)
         worst = max(s.cost(prep.tokens_worst, prep.body["max_tokens"]) for s in prep.chain)
-        prep.reservation = self.policy.reserve(self.principal, worst)
+        prep.reservation = self.policy.govern(self.principal, prep.tokens_est, worst)
 
     def _mask_output(self, resp: dict[str, Any]) -> None:
         if not self.settings.output_guardrails or self.guardrail_mode == "off":
@@ -426,6 +460,10 @@ class Gateway:
         with self.store.write() as conn:
             cost, anomaly = 0.0, None
             if outcome != "cached":
+                # Rate windows first, then keys and teams: the order the first transaction
+                # takes its row locks in (two orders would deadlock on Postgres).
+                # tpm counted the expected prompt when the call started: correct to actual.
+                self.policy.add_tokens(self.principal, t_in + t_out - prep.tokens_est, conn)
                 cost, anomaly = self._settle_call(conn, prep.reservation, spec, usage,
                                                   endpoint="chat", trace_id=prep.trace_id)
             ledger_mod.record(conn, ledger_mod.Entry(
@@ -438,9 +476,6 @@ class Gateway:
                 conn.execute(delete(response_cache).where(response_cache.c.key == prep.cache_key))
                 conn.execute(insert(response_cache).values(
                     key=prep.cache_key, model=spec.name, response=resp, created_at=time.time()))
-        if outcome != "cached":
-            # tpm counted the expected prompt when the call started: correct to actual.
-            self.policy.add_tokens(self.principal, t_in + t_out - prep.tokens_est)
         return ChatResult(response=resp, trace_id=prep.trace_id, model=spec.name,
                           cost_usd=cost, latency_ms=latency, cached=outcome == "cached",
                           redactions=prep.redactions,
@@ -449,10 +484,8 @@ class Gateway:
     def _fail(self, prep: _Prepared | None, err: WorkbenchError, outcome: str,
               spec: ModelSpec | None, trace_id: str, started: float,
               endpoint: str = "chat") -> None:
-        if prep is not None:
-            self.policy.settle(prep.reservation, 0.0)
         self._ledger(endpoint, outcome, spec=spec, error=err, trace_id=trace_id,
-                     started=started,
+                     started=started, release=prep.reservation if prep else None,
                      redactions=sum(prep.redactions.values()) if prep else 0)
 
     @contextmanager
@@ -470,9 +503,8 @@ class Gateway:
             if not reservation.settled or not isinstance(exc, WorkbenchError):
                 err = exc if isinstance(exc, WorkbenchError) else WorkbenchError(
                     f"internal error ({type(exc).__name__})", code="internal_error")
-                self.policy.settle(reservation, 0.0)
                 self._ledger(endpoint, "error", spec=spec, error=err, trace_id=trace_id,
-                             started=started, redactions=redactions)
+                             started=started, redactions=redactions, release=reservation)
             raise
 
     def _guard(self, prep: _Prepared) -> Any:
@@ -483,6 +515,7 @@ class Gateway:
         if not prep.cache_key:
             return None
         with self.store.read() as conn:
+            self.policy._verify(conn, self.principal)  # an answer is not served to a revoked key
             row = conn.execute(select(response_cache.c.response).where(
                 response_cache.c.key == prep.cache_key)).first()
         return dict(row[0]) if row else None
@@ -499,8 +532,8 @@ class Gateway:
         events = self._events("chat", trace_id, model)
         try:
             with events.scope():
-                result = self._chat(events, messages, model=model, trace_id=events.trace_id,
-                                    **params)
+                result = self._restarted(lambda: self._chat(
+                    events, messages, model=model, trace_id=events.trace_id, **params))
                 events.result(result)
                 return result
         finally:
@@ -536,14 +569,16 @@ class Gateway:
                 return self._finish(prep, spec, hit, outcome="cached")
             self._govern(prep)
         except WorkbenchError as err:
+            self.policy.verify(self.principal)  # denied by a stale allowlist? start again
             self._fail(prep, err, "denied", spec, trace_id, started)
             raise
         with self._guard(prep):
             last: WorkbenchError | None = None
             for candidate in prep.chain:
                 try:
-                    resp = self.provider(candidate.provider).chat(
-                        {**prep.body, "model": candidate.upstream_name}, candidate)
+                    with upstream_timer():
+                        resp = self.provider(candidate.provider).chat(
+                            {**prep.body, "model": candidate.upstream_name}, candidate)
                     metering.check_chat_response(resp, candidate.provider)
                 except UpstreamError as err:
                     log.warning("model %s failed (%s); %s", candidate.name, err.code,
@@ -567,8 +602,8 @@ class Gateway:
         span stays open until then and records the time to first token."""
         events = self._events("stream", trace_id, model)
         with events.scope():  # an error before the first chunk ends the call here
-            holder = self._stream(events, messages, model=model, trace_id=events.trace_id,
-                                  **params)
+            holder = self._restarted(lambda: self._stream(
+                events, messages, model=model, trace_id=events.trace_id, **params))
         holder._chunks = _ObservedChunks(events, holder, holder._chunks)
         return holder
 
@@ -585,6 +620,7 @@ class Gateway:
             spec = prep.chain[0]
             self._govern(prep)
         except WorkbenchError as err:
+            self.policy.verify(self.principal)  # denied by a stale allowlist? start again
             self._fail(prep, err, "denied", spec, trace_id, started)
             raise
         holder = StreamResult(trace_id=trace_id, _chunks=iter(()))
@@ -597,9 +633,8 @@ class Gateway:
         never runs, so release the reservation here (nothing was generated)."""
         if prep.reservation.settled:
             return
-        self.policy.settle(prep.reservation, 0.0)
         self._ledger("chat", "error", spec=prep.chain[0], trace_id=prep.trace_id,
-                     started=prep.started, error=WorkbenchError(
+                     started=prep.started, release=prep.reservation, error=WorkbenchError(
                          "stream closed before it started", code="client_disconnected"))
 
     def _stream_chunks(self, prep: _Prepared, holder: StreamResult) -> Generator[dict[str, Any], None, None]:
@@ -616,7 +651,8 @@ class Gateway:
         failure: WorkbenchError | None = None
         tools = tool_gov.StreamGuard(self, prep.trace_id)
         try:
-            for raw in tools.filter(self.provider(spec.provider).stream(prep.body, spec)):
+            for raw in tools.filter(timed_iter(
+                    self.provider(spec.provider).stream(prep.body, spec))):
                 metering.check_chunk(raw, spec.provider)
                 if raw.get("usage"):
                     usage = raw["usage"]
@@ -665,12 +701,11 @@ class Gateway:
         else:
             t_in, cost = 0, 0.0
         err = failure or WorkbenchError("client disconnected", code="client_disconnected")
-        self.policy.settle(prep.reservation, cost)
         # The ledger carries the charge too, so usage reports match the budget.
         self._ledger("chat", "error", spec=spec, trace_id=prep.trace_id,
                      started=prep.started, tokens_in=t_in, tokens_out=n_out,
-                     cost_usd=cost, error=err, redactions=sum(prep.redactions.values()))
-        self.policy.add_tokens(self.principal, t_in + n_out - prep.tokens_est)
+                     cost_usd=cost, error=err, redactions=sum(prep.redactions.values()),
+                     release=prep.reservation, tokens_delta=t_in + n_out - prep.tokens_est)
 
     # -- embeddings ----------------------------------------------------------------------
     def embed(self, texts: str | list[str], *, model: str | None = None,
@@ -679,7 +714,8 @@ class Gateway:
         events = self._events("embed", trace_id, model, inputs=texts)
         try:
             with events.scope():
-                result = self._embed(texts, model=model, trace_id=events.trace_id)
+                result = self._restarted(lambda: self._embed(
+                    texts, model=model, trace_id=events.trace_id))
                 events.result(result)
                 return result
         finally:
@@ -709,21 +745,21 @@ class Gateway:
             # so their bytes bound their tokens.
             worst = metering.texts_worst_tokens(inputs)
             expected = -(-worst // 4)
-            self.policy.take_rate(self.principal, expected)
-            reservation = self.policy.reserve(self.principal, spec.cost(worst, 0))
+            reservation = self.policy.govern(self.principal, expected, spec.cost(worst, 0))
         except WorkbenchError as err:
+            self.policy.verify(self.principal)
             self._ledger("embeddings", "denied", spec=spec, error=err, trace_id=trace_id,
                          started=started)
             raise
         with self._released_on_failure(reservation, spec, trace_id, started,
                                        endpoint="embeddings", redactions=redactions):
             try:
-                resp = self.provider(spec.provider).embed(inputs, spec)
+                with upstream_timer():
+                    resp = self.provider(spec.provider).embed(inputs, spec)
                 metering.check_embeddings(resp, len(inputs), spec.provider)
             except WorkbenchError as err:
-                self.policy.settle(reservation, 0.0)
                 self._ledger("embeddings", "error", spec=spec, error=err, trace_id=trace_id,
-                             started=started, redactions=redactions)
+                             started=started, redactions=redactions, release=reservation)
                 raise
             usage = metering.read_usage(resp.get("usage"), prompt_fallback=expected,
                                         completion=False)
@@ -732,6 +768,8 @@ class Gateway:
                                  "total_tokens": usage.prompt_tokens}
             latency = (time.perf_counter() - started) * 1000
             with self.store.write() as conn:
+                # Lock order as in govern(): rate windows, then keys and teams.
+                self.policy.add_tokens(self.principal, usage.prompt_tokens - expected, conn)
                 cost, anomaly = self._settle_call(conn, reservation, spec, usage,
                                                   endpoint="embeddings", trace_id=trace_id)
                 ledger_mod.record(conn, ledger_mod.Entry(
@@ -739,7 +777,6 @@ class Gateway:
                     team=self.principal.team, model=spec.name, provider=spec.provider,
                     tokens_in=usage.prompt_tokens, cost_usd=cost, latency_ms=latency,
                     redactions=redactions, trace_id=trace_id, anomaly=anomaly))
-        self.policy.add_tokens(self.principal, usage.prompt_tokens - expected)
         return EmbeddingResult(response=resp, trace_id=trace_id, model=spec.name,
                                cost_usd=cost, latency_ms=latency)
 

@@ -25,11 +25,8 @@ from typing import Any
 from sqlalchemy import (
     BindParameter,
     Connection,
-    Delete,
-    Insert,
     Select,
     Table,
-    Update,
     and_,
     bindparam,
     case,
@@ -53,9 +50,19 @@ from workbench.errors import (
 )
 from workbench.models import audit as audit_log
 from workbench.models import liveness
-from workbench.store import Store, keys, processes, rate_windows, reservations, teams
+from workbench.models.principal_cache import PrincipalCache, StalePrincipal, current_epoch
+from workbench.store import (
+    HotStatement,
+    Store,
+    keys,
+    processes,
+    rate_windows,
+    reservations,
+    teams,
+)
 
 KEY_PREFIX = "wb-"
+MAX_LIMIT = 2**31 - 1  # rpm/tpm columns are 32-bit integers
 LOCAL_TEAM = "local"
 
 
@@ -79,6 +86,9 @@ class Principal:
     team_rpm: int | None = None
     team_tpm: int | None = None
     team_has_budget: bool = False
+    # The store's principal epoch when this was read (see principal_cache); None for the
+    # local principal, which no key change can affect.
+    epoch: int | None = field(default=None, compare=False)
 
     @property
     def label(self) -> str:
@@ -124,7 +134,7 @@ def _budget_table(name: str) -> tuple[Table, Any]:
 
 
 @functools.cache
-def _take_window_stmt(rpm_limited: bool, tpm_limited: bool) -> Update:
+def _take_window_stmt(rpm_limited: bool, tpm_limited: bool) -> HotStatement:
     rw = rate_windows.c
     conds = [rw.subject == bindparam("b_subject"), rw.window == bindparam("b_window")]
     if rpm_limited:
@@ -133,8 +143,8 @@ def _take_window_stmt(rpm_limited: bool, tpm_limited: bool) -> Update:
         # A request may always start while the window has tokens left; its own size is
         # only known approximately before the call.
         conds.append(rw.tokens < bindparam("b_tpm"))
-    return update(rate_windows).where(and_(*conds)).values(
-        requests=rw.requests + 1, tokens=rw.tokens + bindparam("b_tokens"))
+    return HotStatement(update(rate_windows).where(and_(*conds)).values(
+        requests=rw.requests + 1, tokens=rw.tokens + bindparam("b_tokens")))
 
 
 @functools.cache
@@ -145,43 +155,45 @@ def _window_exists_stmt() -> Select[Any]:
 
 
 @functools.cache
-def _add_tokens_stmt() -> Update:
+def _add_tokens_stmt() -> HotStatement:
     rw = rate_windows.c
     # A correction may be negative (the estimate counted at the start was too high);
     # a window never goes below zero.
     added = rw.tokens + bindparam("b_tokens")
-    return update(rate_windows).where(and_(
+    return HotStatement(update(rate_windows).where(and_(
         rw.window == bindparam("b_window"), rw.subject == bindparam("b_subject"),
-    )).values(tokens=case((added < 0, 0), else_=added))
+    )).values(tokens=case((added < 0, 0), else_=added)))
 
 
 @functools.cache
-def _reserve_stmt(table_name: str) -> Update:
+def _reserve_stmt(table_name: str) -> HotStatement:
     table, ident = _budget_table(table_name)
     amount: BindParameter[float] = bindparam("b_amount")
-    return update(table).where(and_(
+    return HotStatement(update(table).where(and_(
         ident == bindparam("b_ident"),
         or_(table.c.budget_usd.is_(None),
             table.c.spent_usd + table.c.reserved_usd + amount <= table.c.budget_usd),
-    )).values(reserved_usd=table.c.reserved_usd + amount)
+    )).values(reserved_usd=table.c.reserved_usd + amount))
 
 
 @functools.cache
-def _settle_stmt(table_name: str) -> Update:
+def _settle_stmt(table_name: str) -> HotStatement:
     table, ident = _budget_table(table_name)
-    return update(table).where(ident == bindparam("b_ident")).values(
+    return HotStatement(update(table).where(ident == bindparam("b_ident")).values(
         reserved_usd=table.c.reserved_usd - bindparam("b_amount"),
-        spent_usd=table.c.spent_usd + bindparam("b_actual"))
+        spent_usd=table.c.spent_usd + bindparam("b_actual")))
 
 
 @functools.cache
-def _insert_reservation_stmt() -> Insert:
-    return insert(reservations)
+def _insert_reservation_stmt() -> HotStatement:
+    return HotStatement(insert(reservations).values(
+        {c: bindparam(c) for c in ("id", "key_id", "team", "amount_usd", "created_at",
+                                   "owner")}))
 
 
 @functools.cache
-def _delete_reservation_stmt() -> Delete:
-    return delete(reservations).where(reservations.c.id == bindparam("b_id"))
+def _delete_reservation_stmt() -> HotStatement:
+    return HotStatement(delete(reservations).where(reservations.c.id == bindparam("b_id")))
 
 
 @functools.cache
@@ -192,6 +204,11 @@ def _key_by_hash_stmt() -> Select[Any]:
 @functools.cache
 def _team_stmt() -> Select[Any]:
     return select(teams).where(teams.c.name == bindparam("b_team"))
+
+
+@functools.cache
+def _key_by_id_stmt() -> Select[Any]:
+    return select(keys).where(keys.c.id == bindparam("b_id"))
 
 
 @dataclass(frozen=True)
@@ -224,6 +241,9 @@ def _check_limits(budget_usd: float | None, rpm: int | None, tpm: int | None) ->
     for name, val in (("rpm", rpm), ("tpm", tpm)):
         if val is not None and val <= 0:
             raise BadRequest(f"{name} must be a positive integer")
+        if val is not None and val > MAX_LIMIT:
+            # The columns are 32-bit integers (Postgres refuses larger values).
+            raise BadRequest(f"{name} must be at most {MAX_LIMIT}")
 
 
 class Policy:
@@ -231,6 +251,8 @@ class Policy:
 
     def __init__(self, store: Store):
         self.store = store
+        store.migrate()  # the principal epoch (migration 90) if the store predates it
+        self._principals = PrincipalCache()
 
     # -- teams ---------------------------------------------------------------------------
     def ensure_team(self, conn: Connection, name: str) -> None:
@@ -348,27 +370,61 @@ class Policy:
             return [dict(r._mapping) for r in rows]
 
     def authenticate(self, secret: str | None) -> Principal:
+        """The principal owning ``secret``, current as of now (a cached one only if no
+        key or team changed since it was read: one SELECT of the epoch)."""
+        key_hash = self._hash_of(secret)
+        with self.store.read() as conn:
+            epoch = current_epoch(conn)
+            cached = self._principals.get(key_hash)
+            if isinstance(cached, Principal) and cached.epoch == epoch:
+                return cached
+            return self._load(conn, _key_by_hash_stmt(), {"b_hash": key_hash}, epoch)
+
+    def authenticate_cached(self, secret: str | None) -> Principal | None:
+        """The cached principal owning ``secret`` without reading the store, or None.
+        Only for a governed call, which verifies the principal's epoch inside its own
+        first transaction (:meth:`govern`) and starts again if it is stale."""
+        if not secret:
+            return None
+        cached = self._principals.get(hash_key(secret))
+        return cached if isinstance(cached, Principal) else None
+
+    def refresh(self, principal: Principal) -> Principal:
+        """``principal`` re-read from the store (AuthError if revoked, expired or gone)."""
+        if principal.key_id is None:
+            return principal
+        with self.store.read() as conn:
+            return self._load(conn, _key_by_id_stmt(), {"b_id": principal.key_id},
+                              current_epoch(conn))
+
+    @staticmethod
+    def _hash_of(secret: str | None) -> str:
         if not secret:
             raise AuthError("missing API key: send 'Authorization: Bearer <key>' "
                             "(create one with `workbench keys create --team T`)")
-        with self.store.read() as conn:
-            row = conn.execute(_key_by_hash_stmt(), {"b_hash": hash_key(secret)}).first()
-            if row is None:
-                raise AuthError("unknown API key; check the key or create one with "
-                                "`workbench keys create`")
-            if row.revoked_at is not None:
-                raise AuthError(f"key {row.id} was revoked", code="key_revoked")
-            if row.expires_at is not None and row.expires_at < time.time():
-                raise AuthError(f"key {row.id} has expired", code="key_expired")
-            team = conn.execute(_team_stmt(), {"b_team": row.team}).first()
-        return Principal(
+        return hash_key(secret)
+
+    def _load(self, conn: Connection, stmt: Select[Any], params: dict[str, Any],
+              epoch: int) -> Principal:
+        row = conn.execute(stmt, params).first()
+        if row is None:
+            raise AuthError("unknown API key; check the key or create one with "
+                            "`workbench keys create`")
+        if row.revoked_at is not None:
+            raise AuthError(f"key {row.id} was revoked", code="key_revoked")
+        if row.expires_at is not None and row.expires_at < time.time():
+            raise AuthError(f"key {row.id} has expired", code="key_expired")
+        team = conn.execute(_team_stmt(), {"b_team": row.team}).first()
+        principal = Principal(
             key_id=row.id, team=row.team, models=_as_tuple(row.models),
             team_models=_as_tuple(team.models) if team else None,
             guardrail_mode=row.guardrail_mode, cache=bool(row.cache),
             has_budget=row.budget_usd is not None, rpm=row.rpm, tpm=row.tpm,
             team_rpm=team.rpm if team else None, team_tpm=team.tpm if team else None,
-            team_has_budget=bool(team and team.budget_usd is not None),
+            team_has_budget=bool(team and team.budget_usd is not None), epoch=epoch,
         )
+        self._principals.put(row.key_hash, principal, row.expires_at)
+        return principal
 
     def local_principal(self, *, cache: bool = False, guardrail_mode: str | None = None
                         ) -> Principal:
@@ -383,18 +439,28 @@ class Policy:
             )
 
     # -- rate limits ---------------------------------------------------------------------
+    @staticmethod
+    def _rate_checks(principal: Principal) -> list[tuple[str, int | None, int | None]]:
+        if principal.key_id is None:
+            return []
+        checks = [(f"key:{principal.key_id}", principal.rpm, principal.tpm),
+                  (f"team:{principal.team}", principal.team_rpm, principal.team_tpm)]
+        return [c for c in checks if c[1] is not None or c[2] is not None]
+
     def take_rate(self, principal: Principal, tokens: int, now: float | None = None) -> None:
         """Count one request and ``tokens`` against rpm/tpm of the key and its team,
         atomically; raise RateLimited (and count nothing) if either would exceed."""
-        checks = [(f"key:{principal.key_id}", principal.rpm, principal.tpm),
-                  (f"team:{principal.team}", principal.team_rpm, principal.team_tpm)]
-        checks = [c for c in checks if c[1] is not None or c[2] is not None]
-        if not checks or principal.key_id is None:
+        checks = self._rate_checks(principal)
+        if not checks:
             return
-        window = int((now or time.time()) // 60)
         with self.store.write() as conn:
-            for subject, rpm, tpm in checks:
-                self._take_window(conn, subject, window, rpm, tpm, tokens)
+            self._take_rate(conn, checks, tokens, now)
+
+    def _take_rate(self, conn: Connection, checks: list[tuple[str, int | None, int | None]],
+                   tokens: int, now: float | None) -> None:
+        window = int((now or time.time()) // 60)
+        for subject, rpm, tpm in checks:
+            self._take_window(conn, subject, window, rpm, tpm, tokens)
 
     def _take_window(self, conn: Connection, subject: str, window: int, rpm: int | None,
                      tpm: int | None, tokens: int) -> None:
@@ -402,11 +468,15 @@ class Policy:
         params = {"b_subject": subject, "b_window": window, "b_rpm": rpm, "b_tpm": tpm,
                   "b_tokens": tokens}
         for _attempt in range(2):
-            res = conn.execute(stmt, params)
+            res = stmt.run(conn, params)
             if res.rowcount == 1:
                 return
             exists = conn.execute(_window_exists_stmt(),
                                   {"b_subject": subject, "b_window": window}).first()
+            if exists and stmt.run(conn, params).rowcount == 1:
+                # Postgres: another call created the window and committed between our
+                # UPDATE (which saw no row) and the SELECT; the UPDATE decides, again.
+                return
             if exists:
                 kind = subject.split(":", 1)[0]
                 raise RateLimited(f"{kind} rate limit reached (rpm={rpm}, tpm={tpm}); retry "
@@ -423,10 +493,12 @@ class Policy:
                 conn.execute(delete(rate_windows).where(rate_windows.c.window < window - 60))
         raise RateLimited(f"rate limit bookkeeping contended for {subject}; retry")
 
-    def add_tokens(self, principal: Principal, tokens: int) -> None:
+    def add_tokens(self, principal: Principal, tokens: int,
+                   conn: Connection | None = None) -> None:
         """Correct the tokens counted for tpm after a call: ``tokens`` is the actual
         prompt + completion tokens minus the estimate counted when the call started (may
-        be negative). Lands in the current minute's windows of the key and its team."""
+        be negative). Lands in the current minute's windows of the key and its team;
+        inside ``conn``'s transaction when given (the call's settle transaction)."""
         if principal.key_id is None or tokens == 0:
             return
         subjects = [s for s, limited in ((f"key:{principal.key_id}", principal.tpm),
@@ -434,47 +506,104 @@ class Policy:
                     if limited is not None]
         if not subjects:
             return
+        if conn is None:
+            with self.store.write() as c:
+                self._add_tokens(c, subjects, tokens)
+        else:
+            self._add_tokens(conn, subjects, tokens)
+
+    @staticmethod
+    def _add_tokens(conn: Connection, subjects: list[str], tokens: int) -> None:
         window = int(time.time() // 60)
-        with self.store.write() as conn:
-            for subject in subjects:
-                params = {"b_window": window, "b_subject": subject, "b_tokens": tokens}
-                if conn.execute(_add_tokens_stmt(), params).rowcount == 0 and tokens > 0:
-                    # The call ended in a new minute: open that window with its tokens.
-                    try:
-                        with conn.begin_nested():
-                            conn.execute(insert(rate_windows).values(
-                                subject=subject, window=window, requests=0, tokens=tokens))
-                    except IntegrityError:
-                        conn.execute(_add_tokens_stmt(), params)  # another call opened it
+        for subject in subjects:
+            params = {"b_window": window, "b_subject": subject, "b_tokens": tokens}
+            if _add_tokens_stmt().run(conn, params).rowcount == 0 and tokens > 0:
+                # The call ended in a new minute: open that window with its tokens.
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(rate_windows).values(
+                            subject=subject, window=window, requests=0, tokens=tokens))
+                except IntegrityError:
+                    _add_tokens_stmt().run(conn, params)  # another call opened it
 
     # -- budgets -------------------------------------------------------------------------
     def reserve(self, principal: Principal, amount_usd: float) -> Reservation:
         """Reserve ``amount_usd`` against the key's and the team's budgets, or raise."""
+        return self.govern(principal, 0, amount_usd, rate=False, verify=False)
+
+    def govern(self, principal: Principal, tokens: int, amount_usd: float, *,
+               now: float | None = None, rate: bool = True, verify: bool = True
+               ) -> Reservation:
+        """Everything a governed call writes before it runs, in one write transaction:
+        check that ``principal`` is still current (else :class:`StalePrincipal`), count
+        the request and ``tokens`` against rpm/tpm (RateLimited), then reserve
+        ``amount_usd`` against the key's and the team's budgets (BudgetExceeded). A
+        request refused for its budget still counts against the rate limits, as it
+        did when these were two transactions."""
         res = Reservation(id=uuid.uuid4().hex, key_id=principal.key_id, team=principal.team,
                           amount_usd=amount_usd)
-        if principal.key_id is None or amount_usd <= 0:
-            res.settled = True  # nothing to hold
+        if principal.key_id is None:
+            res.settled = True
             return res
-        owner = liveness.ensure_registered(self.store)
+        checks = self._rate_checks(principal) if rate else []
+        holds = amount_usd > 0
+        if not holds:
+            res.settled = True  # nothing to hold
+            if not checks:
+                if verify:
+                    with self.store.read() as conn:
+                        self._verify(conn, principal)
+                return res
+        owner = liveness.ensure_registered(self.store) if holds else None
+        denied: BudgetExceeded | None = None
         with self.store.write() as conn:
-            for table_name, ident, label in (
-                ("keys", principal.key_id, f"key {principal.key_id}"),
-                ("teams", principal.team, f"team {principal.team}"),
-            ):
-                upd = conn.execute(_reserve_stmt(table_name),
-                                   {"b_ident": ident, "b_amount": amount_usd})
-                if upd.rowcount != 1:
-                    # Leaving the `with` by exception rolls back the key's reservation too.
-                    raise BudgetExceeded(
-                        f"budget of {label} is exhausted (this request may cost up to "
-                        f"${amount_usd:.6f}); ask an admin to raise --budget-usd"
-                    )
-            conn.execute(_insert_reservation_stmt(), {
-                "id": res.id, "key_id": res.key_id, "team": res.team,
-                "amount_usd": amount_usd, "created_at": time.time(), "owner": owner})
-        res.store = self.store
-        liveness.holding(self.store, +1)
+            if verify:
+                self._verify(conn, principal)
+            if checks:
+                self._take_rate(conn, checks, tokens, now)
+            if holds:
+                denied = self._reserve(conn, res, owner)
+        if denied is not None:
+            raise denied
+        if holds:
+            res.store = self.store
+            liveness.holding(self.store, +1)
         return res
+
+    def verify(self, principal: Principal) -> None:
+        """Raise :class:`StalePrincipal` if keys or teams changed since ``principal`` was
+        read (its own read transaction; a governed call does this inside :meth:`govern`)."""
+        if principal.key_id is None:
+            return
+        with self.store.read() as conn:
+            self._verify(conn, principal)
+
+    @staticmethod
+    def _verify(conn: Connection, principal: Principal) -> None:
+        if principal.epoch is None or current_epoch(conn) != principal.epoch:
+            raise StalePrincipal(principal.key_id)
+
+    def _reserve(self, conn: Connection, res: Reservation, owner: str | None
+                 ) -> BudgetExceeded | None:
+        """Reserve inside ``conn``; on refusal undo what was held here and return the
+        error (the transaction still commits the rate-limit counts)."""
+        done: list[tuple[str, str | None]] = []
+        for table_name, ident, label in (("keys", res.key_id, f"key {res.key_id}"),
+                                         ("teams", res.team, f"team {res.team}")):
+            upd = _reserve_stmt(table_name).run(conn, {"b_ident": ident,
+                                                       "b_amount": res.amount_usd})
+            if upd.rowcount != 1:
+                for undo_table, undo_ident in done:
+                    _settle_stmt(undo_table).run(conn, {
+                        "b_ident": undo_ident, "b_amount": res.amount_usd, "b_actual": 0.0})
+                return BudgetExceeded(
+                    f"budget of {label} is exhausted (this request may cost up to "
+                    f"${res.amount_usd:.6f}); ask an admin to raise --budget-usd")
+            done.append((table_name, ident))
+        _insert_reservation_stmt().run(conn, {
+            "id": res.id, "key_id": res.key_id, "team": res.team,
+            "amount_usd": res.amount_usd, "created_at": time.time(), "owner": owner})
+        return None
 
     def settle(self, res: Reservation, actual_usd: float, conn: Connection | None = None
                ) -> bool:
@@ -493,14 +622,14 @@ class Policy:
         return held
 
     def _settle(self, conn: Connection, res: Reservation, actual_usd: float) -> bool:
-        gone = conn.execute(_delete_reservation_stmt(), {"b_id": res.id})
+        gone = _delete_reservation_stmt().run(conn, {"b_id": res.id})
         held = gone.rowcount == 1
         # Swept meanwhile (a replica presumed dead): the hold is gone, the spend is real.
         amount = res.amount_usd if held else 0.0
         if not held and actual_usd <= 0:
             return False  # already settled or swept: never double-count
         for table_name, ident in (("keys", res.key_id), ("teams", res.team)):
-            conn.execute(_settle_stmt(table_name), {
+            _settle_stmt(table_name).run(conn, {
                 "b_ident": ident, "b_amount": amount, "b_actual": actual_usd})
         return held
 

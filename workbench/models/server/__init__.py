@@ -30,6 +30,7 @@ from workbench.http.limits import BodyLimitMiddleware
 from workbench.http.tracing import TraceIdMiddleware
 from workbench.http.validation import document_400_not_422
 from workbench.models.gateway import Gateway
+from workbench.models.overhead import OverheadMiddleware
 from workbench.models.server import chat, embeddings, health, models
 
 log = logging.getLogger("workbench.server")
@@ -55,7 +56,8 @@ def create_app(gateway: Gateway, routers: Sequence[APIRouter] = ()) -> FastAPI:
     for router in (*ROUTERS, *routers):
         app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=gateway.settings.max_request_bytes)
-    app.add_middleware(TraceIdMiddleware)  # outermost: 413s carry a trace id too
+    app.add_middleware(TraceIdMiddleware)  # 413s carry a trace id too
+    app.add_middleware(OverheadMiddleware)  # outermost: its clock counts all queueing
     return app
 
 

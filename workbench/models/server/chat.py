@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 from workbench.errors import WorkbenchError
 from workbench.http.tracing import request_trace
 from workbench.models.gateway import StreamResult
-from workbench.models.server.deps import Authed
+from workbench.models.server.deps import AuthedCall
 from workbench.models.server.schemas import ERRORS, ChatCompletion
 from workbench.models.types import ChatRequest
 
@@ -27,7 +27,7 @@ _END = object()  # sentinel for next(iterator, default) across the thread bounda
              responses={**ERRORS, 200: {"model": ChatCompletion, "content": {
                  "text/event-stream": {"schema": {"type": "string"}}},
                  "description": "A chat.completion, or SSE chunks when stream=true."}})
-async def chat_completions(body: ChatRequest, request: Request, gw: Authed) -> Response:
+async def chat_completions(body: ChatRequest, request: Request, gw: AuthedCall) -> Response:
     trace = await request_trace(request, gw)
     if not body.stream:
         result = await run_in_threadpool(trace.bind(gw.chat), body, trace_id=trace.trace_id)

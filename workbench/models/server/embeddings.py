@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from workbench.http.tracing import request_trace
-from workbench.models.server.deps import Authed
+from workbench.models.server.deps import AuthedCall
 from workbench.models.server.schemas import ERRORS, EmbeddingList
 from workbench.models.types import EmbeddingRequest
 
@@ -19,7 +19,7 @@ router = APIRouter(tags=["openai"])
 
 @router.post("/v1/embeddings", summary="Governed embeddings.", response_model=EmbeddingList,
              responses=ERRORS)
-async def embeddings(body: EmbeddingRequest, request: Request, gw: Authed) -> Response:
+async def embeddings(body: EmbeddingRequest, request: Request, gw: AuthedCall) -> Response:
     trace = await request_trace(request, gw)
     result = await run_in_threadpool(trace.bind(gw.embed), body.input, model=body.model,
                                      trace_id=trace.trace_id)
