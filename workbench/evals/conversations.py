@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import BadRequest, WorkbenchError
+from workbench.evals.remote import call_json
 
 if TYPE_CHECKING:
     from workbench.evals.runs import Run
@@ -315,25 +316,10 @@ def _client(url: str, key: str | None) -> Any:
 
 
 def _ask_service(client: Any, question: str, session_id: str | None) -> dict[str, Any]:
-    import httpx
-
     body: dict[str, Any] = {"question": question}
     if session_id:
         body["session_id"] = session_id
-    try:
-        resp = client.post("/ask", json=body)
-    except httpx.HTTPError as exc:
-        raise WorkbenchError(f"the service is unreachable: {type(exc).__name__}",
-                             code="unreachable", status=502) from None
-    try:
-        data = resp.json()
-    except ValueError:
-        data = {}
-    if resp.status_code >= 400:
-        err = (data.get("error") or {}) if isinstance(data, dict) else {}
-        raise WorkbenchError(f"POST /ask answered HTTP {resp.status_code}: "
-                             f"{err.get('message', '')}", code="ask_failed", status=502)
-    return data if isinstance(data, dict) else {}
+    return call_json(lambda: client.post("/ask", json=body), "POST /ask", code="ask")[0]
 
 
 __all__ = ["Conversation", "ConversationRun", "ConversationSet", "Turn", "TurnResult",

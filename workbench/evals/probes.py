@@ -36,6 +36,7 @@ from sqlalchemy import insert, select, update
 
 from workbench.errors import BadRequest, ConfigError, WorkbenchError
 from workbench.evals.probe_checks import Expectation, Verdict, check
+from workbench.evals.remote import call_json
 from workbench.http.headers import TRACE_HEADER  # a leaf: no FastAPI for a probe run
 from workbench.observability.schema import probe_results, probe_runs
 from workbench.observability.views import html_table
@@ -237,23 +238,10 @@ class HttpTarget:
         else:
             body = {**probe.request(), **({"model": probe.model} if probe.model else {})}
         started = time.perf_counter()
-        try:
-            resp = httpx.post(self.endpoint, json=body, headers=self._headers,
-                              timeout=self.timeout_s)
-        except httpx.HTTPError as exc:
-            raise WorkbenchError(f"{self.endpoint} unreachable: {type(exc).__name__}",
-                                 code="probe_unreachable", status=502) from None
+        data, resp = call_json(lambda: httpx.post(self.endpoint, json=body, headers=self._headers,
+                                                  timeout=self.timeout_s),
+                               self.endpoint, code="probe")
         latency = (time.perf_counter() - started) * 1000
-        try:
-            data = resp.json()
-        except ValueError:
-            data = {}
-        if resp.status_code >= 400:
-            err = (data.get("error") or {}) if isinstance(data, dict) else {}
-            msg = err.get("message") if isinstance(err, dict) else None
-            raise WorkbenchError(f"{self.endpoint} answered HTTP {resp.status_code}"
-                                 + (f": {msg}" if msg else ""), code="probe_http_error",
-                                 status=502)
         if self.api == "ask":
             return Output(str(data.get("answer") or ""), data.get("model"),
                           data.get("model_version"), latency, data.get("trace_id"),
