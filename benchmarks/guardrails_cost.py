@@ -53,13 +53,21 @@ def texts(kb: int) -> dict[str, str]:
             "number table": fill(TABLE)}
 
 
+# Where the module lived at a ref: it moved out of models/ when it became a leaf.
+PATHS = ("workbench/guardrails.py", "workbench/models/guardrails.py")
+
+
 def load_baseline(ref: str) -> Any | None:
-    try:
-        src = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:workbench/guardrails.py"],
-                             check=True, capture_output=True, text=True).stdout
-    except (OSError, subprocess.CalledProcessError) as exc:
-        print(f"baseline {ref}: not measured ({type(exc).__name__}: not a git checkout "
-              "or unknown ref)")
+    src = None
+    for path in PATHS:
+        try:
+            src = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:{path}"],
+                                 check=True, capture_output=True, text=True).stdout
+            break
+        except (OSError, subprocess.CalledProcessError) as exc:
+            failure = type(exc).__name__
+    if src is None:
+        print(f"baseline {ref}: not measured ({failure}: not a git checkout or unknown ref)")
         return None
     mod = types.ModuleType("guardrails_baseline")
     sys.modules[mod.__name__] = mod  # dataclasses look their module up there
