@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port
+from tests.servers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 # USD per million tokens: a 40-token call costs $0.04, so a few cents of budget run out.

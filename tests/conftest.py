@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.servers import postgres_url
 from workbench.api import offline_env
 from workbench.config import load_settings
 from workbench.migrations import drop_everything
@@ -69,22 +68,13 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield server
 
 
-def _postgres_url() -> str | None:
-    url = os.environ.get("WORKBENCH_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("WORKBENCH_REQUIRE_POSTGRES") == "1":
-            pytest.fail("WORKBENCH_REQUIRE_POSTGRES=1 but WORKBENCH_TEST_POSTGRES_URL is unset")
-        pytest.skip("no PostgreSQL: set WORKBENCH_TEST_POSTGRES_URL (CI does)")
-    return url
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A fresh, migrated store on SQLite and (when available) on PostgreSQL."""
     if request.param == "sqlite":
         store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     else:
-        url = _postgres_url()
+        url = postgres_url()
         assert url
         fresh = Store(url, migrate=False)
         with fresh.engine.begin() as conn:
@@ -93,20 +83,3 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]
         store = Store(url)
     yield store
     store.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def live_server(app: Any) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on a free loopback port (background thread);
-    yields the base URL without its trailing slash. ``from tests.conftest import
-    live_server``. Lifespan off: the tests own the app's gateway."""
-    from workbench.service.background import BackgroundServer
-
-    with BackgroundServer(app, lifespan="off") as server:
-        yield server.url.rstrip("/")

@@ -132,7 +132,7 @@ def _tail(log: Path, lines: int = 30) -> str:
 @contextmanager
 def running_s3_server(root: Path, timeout_s: float = 90.0) -> Iterator[S3Server]:
     """Start SeaweedFS in ``root``, export its credentials, stop it (and unset them) after."""
-    from tests.conftest import free_port
+    from tests.servers import free_port
 
     weed = weed_binary()
     if weed is None:

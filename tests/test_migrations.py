@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, insert, inspect, select, text
 
-from tests.conftest import _postgres_url
+from tests.servers import postgres_url
 from workbench.migrations import LATEST, MIGRATIONS, StoreTooNew, drop_everything
 from workbench.store import Store, schema_version
 
@@ -150,7 +150,7 @@ def test_processes_opening_a_new_store_at_once_migrate_it_once(backend: str,
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'store.db'}"
     else:
-        url = _postgres_url() or ""
+        url = postgres_url() or ""
         scratch = Store(url, migrate=False)
         with scratch.engine.begin() as conn:
             drop_everything(conn)

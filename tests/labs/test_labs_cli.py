@@ -16,8 +16,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import free_port
 from tests.labs.labs_support import BIN, REPO, tail
+from tests.servers import free_port
 from workbench.cli import app, lab_cmds
 from workbench.errors import BadRequest, ConfigError
 

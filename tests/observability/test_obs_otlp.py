@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from tests.conftest import free_port
+from tests.servers import free_port
 from workbench.models.gateway import Gateway
 from workbench.observability import tracing
 from workbench.observability.traces import get_trace

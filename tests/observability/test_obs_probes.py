@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import free_port, live_server
 from tests.fakes import FakeProvider
+from tests.servers import free_port, live_server
 from workbench.errors import ConfigError
 from workbench.evals import probes as pr
 from workbench.evals.probe_checks import Expectation, check

@@ -28,8 +28,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_retrieval_cli import big_corpus
 
-from tests.conftest import free_port
 from tests.s3_server import KEY_ID_ENV, SECRET_ENV, S3Server
+from tests.servers import free_port
 from workbench.cli import main
 from workbench.config import load_settings
 from workbench.errors import ConfigError

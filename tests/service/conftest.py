@@ -69,9 +69,9 @@ def private_postgres() -> Iterator[str]:
 
     import psycopg
 
-    from tests.conftest import _postgres_url
+    from tests.servers import postgres_url
 
-    base = _postgres_url()
+    base = postgres_url()
     assert base
     name = "wb_service_" + uuid.uuid4().hex[:12]
     with psycopg.connect(base, autocommit=True) as conn:

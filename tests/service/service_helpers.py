@@ -141,7 +141,7 @@ class ServeProcess:
         import subprocess
         import sys
 
-        from tests.conftest import free_port
+        from tests.servers import free_port
 
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"

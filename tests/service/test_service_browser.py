@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import live_server
+from tests.servers import live_server
 from tests.service.service_helpers import QUESTION
 from workbench.models import ledger
 from workbench.observability.containment import containment_by_label

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import live_server
+from tests.servers import live_server
 from tests.service.service_helpers import QUESTION
 from workbench.errors import BadRequest
 from workbench.evals.conversations import load_conversations, run_conversations

@@ -4,7 +4,7 @@ a valid key, never produce a server error (5xx other than the documented 502/503
 The model is the FakeProvider seam (this exercises HTTP, validation, governance and
 feedback, not the LLM); retrieval is real. Examples are few and derandomized.
 schemathesis' pytest integration breaks on pytest 9, so each operation's hypothesis
-strategy is driven directly (as in tests/test_server_fuzz.py).
+strategy is driven directly (as in tests/models/test_server_fuzz.py).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import live_server
+from tests.servers import live_server
 from tests.service.service_helpers import QUESTION
 from workbench import evals, prompts
 from workbench.evals import probes

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from tests.conftest import live_server
 from tests.fakes import FakeProvider
+from tests.servers import live_server
 from tests.service.service_helpers import QUESTION
 from workbench.config import ModelSpec
 from workbench.models import ledger

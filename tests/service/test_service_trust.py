@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import live_server
+from tests.servers import live_server
 from tests.service.service_helpers import QUESTION, Served
 from workbench.models import ledger
 from workbench.observability import feedback

@@ -12,9 +12,9 @@ import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from workbench.guardrails import Finding, Guardrails, RegexRecognizer, StreamRedactor
 
 from tests.disguises import Canary, canaries, disguised, survives
+from workbench.guardrails import Finding, Guardrails, RegexRecognizer, StreamRedactor
 
 G = Guardrails()
 

@@ -134,7 +134,7 @@ def test_bad_gateway_urls_are_refused(bad: str) -> None:
 
 
 def test_join_refuses_bad_keys_and_unreachable_gateways_clearly(tmp_path: Path) -> None:
-    from tests.conftest import free_port
+    from tests.servers import free_port
 
     bad = wb("join", "http://127.0.0.1:1", "not-a-key")
     assert bad.returncode == 1 and "start with wb-" in bad.stderr
@@ -357,7 +357,7 @@ def test_workbench_lab_runs_on_the_joined_classroom(tmp_path: Path) -> None:
 
 
 def test_doctor_reports_a_classroom_it_cannot_use(tmp_path: Path) -> None:
-    from tests.conftest import free_port
+    from tests.servers import free_port
     from workbench.doctor import run_checks
 
     folder = attendee.save(joined(f"http://127.0.0.1:{free_port()}"), SECRET)

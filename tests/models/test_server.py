@@ -19,8 +19,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import live_server
 from tests.fakes import FakeProvider, priced
+from tests.servers import live_server
 from workbench.config import ModelSpec
 from workbench.errors import UpstreamError, UpstreamTimeout
 from workbench.models import ledger

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import live_server
 from tests.priced_upstream import PricedUpstream
+from tests.servers import live_server
 from workbench.models import audit as audit_log
 from workbench.models.gateway import Gateway
 from workbench.models.server import create_app
@@ -280,7 +280,7 @@ def test_cli_tools_option_validates_before_writing(tmp_path: Any) -> None:
     import sys
     from pathlib import Path
 
-    repo = str(Path(__file__).resolve().parents[1])
+    repo = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": repo, "WORKBENCH_DATA_DIR": str(tmp_path / "d")}
 
     def wb(*args: str) -> subprocess.CompletedProcess[str]:

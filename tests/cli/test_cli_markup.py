@@ -3,7 +3,7 @@ not terminal markup that Rich would swallow."""
 
 from __future__ import annotations
 
-from tests.test_cli import wb
+from tests.cli.test_cli import wb
 
 
 def test_error_messages_keep_their_brackets() -> None:

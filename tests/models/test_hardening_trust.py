@@ -29,8 +29,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, event, insert, select, update
 
-from tests.conftest import live_server
 from tests.fakes import FakeProvider
+from tests.servers import live_server
 from workbench.errors import ConfigError
 from workbench.models import audit, ledger
 from workbench.models.gateway import Gateway
@@ -341,7 +341,7 @@ def test_dropped_gateway_loses_no_spans(tmp_path: Path) -> None:
         "gc.collect()\n"
         "print(json.dumps(ids))\n", encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+        [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          timeout=300, env=env)
     assert out.returncode == 0, out.stderr
@@ -378,7 +378,7 @@ def test_one_shot_command_spans_reach_an_otlp_receiver_with_parents(tmp_path: Pa
             "    gw.chat('hi')\n"
             "print(root.trace_id)\n", encoding="utf-8")
         env = {**os.environ, "WORKBENCH_OTLP_ENDPOINT": receiver.url,
-               "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+               "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
                                               os.environ.get("PYTHONPATH", "")])}
         out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                              timeout=300, env=env, cwd=tmp_path)

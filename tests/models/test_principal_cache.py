@@ -119,7 +119,7 @@ def test_revocation_by_another_process(any_store: Store, make_gateway: Any) -> N
     key_id, secret = gw.policy.create_key(team="t", budget_usd=10, rpm=1000)
     gw.as_key(secret)
     _call(gw, secret)
-    root = str(Path(__file__).resolve().parents[1])  # this checkout's workbench
+    root = str(Path(__file__).resolve().parents[2])  # this checkout's workbench
     env = {**os.environ, "WORKBENCH_STORE_URL": any_store.url,
            "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-m", "workbench", "keys", "revoke", key_id],

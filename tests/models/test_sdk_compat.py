@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from tests.conftest import live_server
 from tests.fakes import priced
+from tests.servers import live_server
 from workbench.models import ledger
 from workbench.models.gateway import Gateway
 from workbench.models.server import create_app

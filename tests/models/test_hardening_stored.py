@@ -284,7 +284,7 @@ def test_served_processes_keep_canaries_out_of_access_logs_and_the_data_dir(
     serve_log = server.log.read_text(errors="replace")
     assert '"GET /healthz?[QUERY] HTTP/1.1" 200' in serve_log, serve_log[-2000:]
 
-    from tests.conftest import free_port
+    from tests.servers import free_port
 
     port = free_port()
     log = tmp_path / "gateway.log"

@@ -16,7 +16,7 @@ from workbench.errors import BudgetExceeded, PermissionDenied, WorkbenchError
 from workbench.http.headers import TRACE_HEADER
 from workbench.models.gateway import Gateway
 
-PACKAGE = Path(__file__).resolve().parents[1] / "workbench"
+PACKAGE = Path(__file__).resolve().parents[2] / "workbench"
 
 
 def test_the_trace_header_name_is_written_once() -> None:

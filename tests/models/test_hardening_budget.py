@@ -31,7 +31,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, insert, select, update
 
-from tests.conftest import free_port
 from tests.priced_upstream import (
     CHAT_BODIES,
     EMBED_BODIES,
@@ -39,6 +38,7 @@ from tests.priced_upstream import (
     PricedUpstream,
     prompt_tokens,
 )
+from tests.servers import free_port
 from workbench.errors import BadRequest, BudgetExceeded, RateLimited, UpstreamError
 from workbench.models import metering
 from workbench.models.gateway import Gateway
