@@ -141,7 +141,10 @@ def test_probes_detect_a_switched_embedded_model(make_gateway: Callable[..., Gat
     assert "pass -> fail after the model changed from smollm2-135m" in \
         drift["arithmetic"].message
     assert "gemma3-270m" in drift["arithmetic"].message
-    assert "capital" not in drift or drift["capital"].kind == "model-output"
+    # Whether gemma still gets the capital right is the model's business (it varies with
+    # llama.cpp's cache state across a long session); any drift must blame the model.
+    assert "capital" not in drift or (drift["capital"].kind in ("model", "model-output")
+                                      and "gemma3-270m" in drift["capital"].message)
     history = pr.history(smol.store, "arithmetic")
     assert [h["model"] for h in history] == ["gemma3-270m", "smollm2-135m", "smollm2-135m"]
     assert len({h["prompt_hash"] for h in history}) == 1
