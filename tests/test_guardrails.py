@@ -101,3 +101,15 @@ def test_loopback_and_unspecified_addresses_are_not_pii() -> None:
     text = "Bind 127.0.0.1 or ::1, never 0.0.0.0; the client was 203.0.113.9 and 10.1.2.3."
     assert g.mask(text).text == ("Bind 127.0.0.1 or ::1, never 0.0.0.0; the client was [IP] "
                                  "and [IP].")
+
+
+def test_the_settings_policy_keeps_the_built_in_shapes_unless_a_pattern_is_added() -> None:
+    """The default policy must keep the fast paths (the skip of text that cannot hold PII,
+    a stream's early release); one added pattern turns them off, as it must."""
+    from workbench.guardrails import redaction_policy
+
+    assert redaction_policy().known_shapes
+    custom = redaction_policy({"TICKET": r"TCK-\d{4}"})
+    assert not custom.known_shapes
+    assert custom.mask("see TCK-1234").text == "see [TICKET]"
+    redaction_policy()  # leave the process policy as it was

@@ -618,8 +618,12 @@ def pattern_recognizer(kind: str, pattern: str) -> RegexRecognizer:
 
 @functools.lru_cache(maxsize=32)
 def _policy(patterns: tuple[tuple[str, str], ...]) -> Guardrails:
-    return Guardrails([*default_recognizers(),
-                       *(pattern_recognizer(k, v) for k, v in patterns)])
+    # Built-ins first, then added: a policy with no extra pattern keeps the built-ins'
+    # known shapes (the fast skip of text that cannot hold PII, a stream's early release).
+    policy = Guardrails()
+    for kind, pattern in patterns:
+        policy.add(pattern_recognizer(kind, pattern))
+    return policy
 
 
 _PROCESS_POLICY: list[Guardrails] = []  # the policy of the settings loaded last, if any
