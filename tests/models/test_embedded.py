@@ -81,3 +81,18 @@ def test_embedding_batches_match_single_calls(make_gateway: Any) -> None:
     batch = np.array(gw.embed(texts).vectors)
     single = np.array([gw.embed(t).vectors[0] for t in texts])
     assert np.allclose(batch, single, atol=1e-4)  # padding must not change vectors
+
+
+def test_a_priced_short_call_stays_within_its_reservation(make_gateway: Any) -> None:
+    """SmolLM2's chat template adds a default system turn ("hi" is ~31 prompt tokens, its
+    bytes 2): the worst case counts it, so a short call is not flagged as charged above
+    its reservation."""
+    from workbench.models import ledger
+
+    gw = make_gateway(models=[{"name": "smollm2-135m", "provider": "embedded",
+                               "context_window": 2048, "max_output_tokens": 256,
+                               "input_usd_per_mtok": 1000.0, "output_usd_per_mtok": 1000.0}])
+    res = gw.chat("hi", max_tokens=4)
+    assert res.usage["prompt_tokens"] > 2 + 8 + 8  # more than the bytes-based bound alone
+    rows = ledger.entries(gw.store, trace_id=res.trace_id)
+    assert rows and all(not r.get("anomaly") for r in rows), rows

@@ -349,6 +349,12 @@ class EmbeddedProvider:
             "usage": {"prompt_tokens": n_tok, "total_tokens": n_tok},
         }
 
+    def template_tokens(self, spec: ModelSpec) -> int:
+        """Tokens the chat template adds around any prompt (SmolLM2's default system turn,
+        the assistant header): part of a call's worst case, which the message bytes
+        alone do not bound ("hi" is 31 prompt tokens)."""
+        return 0 if spec.kind == "completion" else _TEMPLATE_TOKENS_PER_PROMPT
+
     def count_prompt_tokens(self, spec: ModelSpec, text: str) -> int | None:
         """Exact prompt size when the model is already loaded (cheap), else None."""
         llm = self._llms.get(spec.upstream_name)

@@ -307,14 +307,19 @@ class Gateway:
         start of a call): the provider's exact count of the message text when it has
         one, else ~4 bytes per token; corrected to the actual count after the call."""
         size = metering.prompt_size(body)
-        counter = getattr(self._providers.get(spec.provider), "count_prompt_tokens", None)
+        provider = self._providers.get(spec.provider)
+        # A provider whose chat template adds text of its own (a default system turn)
+        # says how much: the worst case must bound what the model really reads.
+        template = getattr(provider, "template_tokens", None)
+        worst = size.worst_tokens + (template(spec) if template else 0)
+        counter = getattr(provider, "count_prompt_tokens", None)
         if counter:
             text = "\n".join(_message_text(m) for m in body.get("messages") or ())
             exact = counter(spec, text)
             if exact is not None:
                 return (exact + 4 * size.messages
-                        + size.images * metering.IMAGE_EXPECTED_TOKENS), size.worst_tokens
-        return size.expected_tokens, size.worst_tokens
+                        + size.images * metering.IMAGE_EXPECTED_TOKENS), worst
+        return size.expected_tokens, worst
 
     def _ledger(self, endpoint: str, outcome: str, *, spec: ModelSpec | None = None,
                 error: WorkbenchError | None = None, trace_id: str, started: float,
