@@ -231,7 +231,7 @@ class EmbeddedProvider:
             text, overhead = _render_completion_prompt(messages), 0
         else:
             text = _message_text(messages)
-            overhead = (_TEMPLATE_TOKENS_PER_PROMPT
+            overhead = (self.template_tokens(spec)
                         + _TEMPLATE_TOKENS_PER_MESSAGE * len(messages))
         n = len(llm.tokenize(text.encode("utf-8", "replace"), add_bos=True)) + overhead
         if n >= self.n_ctx:
