@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.servers import free_port
+from tests.servers import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 # USD per million tokens: a 40-token call costs $0.04, so a few cents of budget run out.
@@ -112,9 +112,4 @@ def facilitator_gateway(root: Path) -> Iterator[Facilitator]:
             time.sleep(0.3)
         yield Facilitator(root, env, url, log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
-__all__ = ["free_port", "live_server", "postgres_url"]
+__all__ = ["free_port", "live_server", "postgres_url", "stop_process"]
 
 
 def postgres_url() -> str | None:
@@ -40,3 +41,16 @@ def live_server(app: Any) -> Iterator[str]:
 
     with BackgroundServer(app, lifespan="off") as server:
         yield server.url.rstrip("/")
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout_s: float = 30) -> None:
+    """SIGTERM a child the test started, then SIGKILL it if it is still there after
+    ``timeout_s``; returns once it has exited."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -38,7 +38,7 @@ from tests.priced_upstream import (
     PricedUpstream,
     prompt_tokens,
 )
-from tests.servers import free_port
+from tests.servers import free_port, stop_process
 from workbench.errors import BadRequest, BudgetExceeded, RateLimited, UpstreamError
 from workbench.models import metering
 from workbench.models.gateway import Gateway
@@ -498,13 +498,7 @@ class _GatewayProcess:
         raise AssertionError(f"gateway not ready:\n{self.log.read_text()}")
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._out.close()
 
 

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.fakes import FakeProvider, priced
+from tests.servers import stop_process
 from workbench.models.gateway import Gateway
 from workbench.observability import tracing
 
@@ -70,11 +71,7 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(1)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         log.close()
 
 
